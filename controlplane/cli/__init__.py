@@ -1,0 +1,10 @@
+"""`fleetpilot` command line: one small module per command group, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="fleetpilot: observability and autonomous control for Triton fleets.")
+
+# Each module adds its commands to `app` on import.
+from controlplane.cli import bench_cmd, demo_cmd, fleet_cmd, replay_cmd, router_cmd  # noqa: E402,F401

@@ -1,0 +1,92 @@
+"""`fleetpilot bench ...`: benchmarks that print one JSON object (ratios against a baseline run in the same process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+import typer
+
+from controlplane.cli import app
+from controlplane.cli.common import ConfigOption, fail, fleet_manager, print_json, settings_or_exit
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (JSON output).")
+app.add_typer(bench_app, name="bench")
+
+
+def _wait_ok(url: str, timeout_s: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail(f"router exited with code {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    fail(f"{url} did not answer within {timeout_s} s")
+
+
+@bench_app.command("router")
+def bench_router(
+    rate_rps: float = typer.Option(500.0, "--rate-rps", min=1, help="Open-loop request rate, each path (requests/s)."),
+    duration_s: float = typer.Option(10.0, "--duration-s", min=1, help="Measured duration per path (s)."),
+    model: str = typer.Option("classifier-small", "--model"),
+    json_out: bool = typer.Option(True, "--json/--no-json"),
+    config: str = ConfigOption,
+) -> None:
+    """Requests/s and added latency (p50, p99) through the router vs straight to Triton, same run.
+
+    Starts its own one-replica fleet and router on spare ports (base config ports + 500) in a
+    temporary data dir, so a running fleet is left alone.
+    """
+    from serving.router.bench import measure_router_overhead  # noqa: PLC0415
+
+    base = settings_or_exit(config)
+    with tempfile.TemporaryDirectory(prefix="fleetpilot-bench-") as tmp:
+        env = {
+            "FLEETPILOT_DATA_DIR": tmp,
+            "FLEETPILOT_FLEET__TRITON_BASE_PORT": str(base.fleet.triton_base_port + 500),
+            "FLEETPILOT_ROUTER__PORT": str(base.router.port + 500),
+            "FLEETPILOT_FLEET__MODELS": f'["{model}"]',
+            # The bench must not shed its own load.
+            "FLEETPILOT_ROUTER__MAX_INFLIGHT_REQUESTS": "100000",
+        }
+        os.environ.update(env)
+        settings = settings_or_exit(config)
+        mgr = fleet_manager(settings)
+        typer.secho(f"starting 1 replica with {model} ...", err=True)
+        router = None
+        try:
+            mgr.up(1)
+            replica = mgr.state().replicas[0]
+            router = subprocess.Popen([sys.executable, "-m", "controlplane", "router"], env={**os.environ},
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            router_url = f"http://{settings.bind_host}:{settings.router.port}"
+            _wait_ok(f"{router_url}/health", 30, router)
+            time.sleep(2 * settings.router.health_check_interval_s)  # one health round marks the replica healthy
+            result = measure_router_overhead(replica.http_url, router_url, model, rate_rps, duration_s)
+        finally:
+            if router is not None:
+                router.terminate()
+                router.wait(timeout=10)
+            mgr.down()
+    result["machine_cores"] = os.cpu_count()
+    print_json(result) if json_out else typer.echo(result)
+
+
+@bench_app.command("int8")
+def bench_int8(json_out: bool = typer.Option(True, "--json/--no-json")) -> None:
+    """Speed and agreement of classifier-large-int8 (dynamic quantisation) against fp32, same process."""
+    from serving.models.int8_report import int8_report  # noqa: PLC0415
+
+    report = int8_report()
+    print_json(report) if json_out else typer.echo(report)
+
+

@@ -1,0 +1,200 @@
+"""Typed configuration for every fleetpilot process.
+
+Precedence (highest first): explicit arguments, environment (`FLEETPILOT_...`, nested keys
+joined by `__`, e.g. `FLEETPILOT_ROUTER__PORT=7001`), the YAML file (`--config`,
+`FLEETPILOT_CONFIG`, or `./fleetpilot.yaml` when present), then the defaults below.
+Every field carries its unit in its name and a description; `fleetpilot.example.yaml`
+documents them all and is parsed by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_MODELS = ["classifier-small", "classifier-large", "classifier-large-int8", "chat-lm"]
+Port = Field(ge=1, le=65535)
+
+
+class ConfigError(ValueError):
+    """A configuration value was rejected; the message names key, value and allowed range."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FleetConfig(_Section):
+    replicas_default: int = Field(3, ge=1, le=64, description="Replicas `fleet up` starts when --replicas is not given (count).")
+    zones: list[str] = Field(["zone-a", "zone-b"], min_length=1, description="Zones replicas are spread over; a new replica goes to the emptiest (names).")
+    region: str = Field("local", min_length=1, description="Region label put on every local replica (name).")
+    triton_base_port: int = Field(8100, ge=1024, le=65000, description="First port for Triton replicas; each replica takes 3 (http, grpc, metrics).")
+    tritonserver_path: Path | None = Field(None, description="Path to a tritonserver binary; empty means the one bundled in the nvidia-pytriton wheel.")
+    models: list[str] = Field(DEFAULT_MODELS, min_length=1, description="Models every replica loads (names from serving/model_repository).")
+    instance_count_default: int = Field(1, ge=1, le=32, description="Model instances per model per replica at start (count).")
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where models run: auto picks the GPU when CUDA is available.")
+    response_cache_size_bytes: int = Field(16 * 1024 * 1024, ge=0, le=1 << 34, description="Triton local response cache size per replica (bytes).")
+    ready_timeout_s: float = Field(180.0, gt=0, le=3600, description="How long `fleet up` waits for a replica to become ready (seconds).")
+    stop_timeout_s: float = Field(15.0, gt=0, le=600, description="Grace period after SIGTERM before a replica is killed (seconds).")
+    chat_max_running_requests: int = Field(8, ge=1, le=256, description="chat-lm: sequences decoded together per instance (continuous batching slots).")
+    chat_kv_cache_tokens: int = Field(4096, ge=64, le=1 << 20, description="chat-lm: KV-cache capacity per instance (tokens).")
+
+
+class RouterConfig(_Section):
+    port: int = Field(7000, ge=1, le=65535, description="Router HTTP port.")
+    max_inflight_requests: int = Field(64, ge=1, le=100000, description="In-flight requests across all replicas at which the router is fully loaded (count).")
+    admit_below_load_ratio: dict[str, float] = Field(
+        {"premium": 1.0, "standard": 0.8, "batch": 0.5},
+        description="Per priority class, the load ratio (in-flight / max_inflight_requests) below which it is admitted; lowest classes shed first.",
+    )
+    default_priority: str = Field("standard", description="Priority class of a request without the X-Priority header.")
+    tier_complexity_threshold_ratio: float = Field(0.5, ge=0.0, le=1.0, description="Requests to the `classifier` route with complexity >= this go to the large tier (ratio 0-1).")
+    large_tier_model: str = Field("classifier-large", description="Model behind the large tier (classifier-large or classifier-large-int8).")
+    upstream_timeout_s: float = Field(60.0, gt=0, le=3600, description="Timeout of one upstream request (seconds).")
+    health_check_interval_s: float = Field(1.0, gt=0, le=60, description="Active health check period per replica (seconds).")
+    ejection_s: float = Field(5.0, ge=0, le=600, description="How long a replica that failed a request stays out of rotation (seconds).")
+    retries: int = Field(1, ge=0, le=5, description="Retries on another replica after a connection failure (count).")
+    state_poll_interval_s: float = Field(0.5, gt=0, le=60, description="How often the router re-reads the fleet state file (seconds).")
+
+    @field_validator("admit_below_load_ratio")
+    @classmethod
+    def _ratios_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, ratio in v.items():
+            if not 0.0 < ratio <= 1.0:
+                raise ValueError(f"class {name!r} has {ratio}; allowed range is (0, 1]")
+        return v
+
+
+class ReplayConfig(_Section):
+    max_prompt_tokens: int = Field(256, ge=1, le=1 << 20, description="Cap on prompt length sent to chat-lm; traces above it are clipped and counted (tokens).")
+    max_generated_tokens: int = Field(64, ge=1, le=1 << 16, description="Cap on tokens generated per request (tokens).")
+    request_timeout_s: float = Field(120.0, gt=0, le=3600, description="Client timeout of one replayed request (seconds).")
+    max_concurrency: int = Field(512, ge=1, le=100000, description="Open requests at once before the replayer records a client-side drop (count).")
+
+
+class ApiConfig(_Section):
+    port: int = Field(7070, ge=1, le=65535, description="Control-plane API port.")
+
+
+class DashboardConfig(_Section):
+    port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
+
+
+class StoreConfig(_Section):
+    dsn: str | None = Field(None, description="ClickHouse DSN; empty means the embedded engine at chdb:///<data_dir>/clickhouse. http(s)://user:pass@host:8123/db for a server.")
+    cluster: str | None = Field(None, description="ClickHouse cluster name; when set, DDL is rendered ON CLUSTER with Replicated engines.")
+    raw_ttl_days: int = Field(14, ge=1, le=3650, description="Retention of raw samples (days).")
+    rollup_ttl_days: int = Field(400, ge=1, le=36500, description="Retention of 1-minute and 1-hour rollups (days).")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETPILOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    data_dir: Path = Field(Path("./var"), description="Holds the embedded store, fleet state, spool and logs (directory).")
+    bind_host: str = Field("127.0.0.1", description="Address every fleetpilot server and Triton replica binds to.")
+    api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints (env FLEETPILOT_API_TOKEN); empty means one is generated into <data_dir>/api_token.")
+    fleet: FleetConfig = FleetConfig()
+    router: RouterConfig = RouterConfig()
+    replay: ReplayConfig = ReplayConfig()
+    api: ApiConfig = ApiConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    store: StoreConfig = StoreConfig()
+
+    # Set only for the duration of load_settings(); a ClassVar, not a field.
+    yaml_file_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.yaml_file_path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cls.yaml_file_path))
+        return tuple(sources)
+
+    # --- derived paths -------------------------------------------------------------
+    @property
+    def fleet_dir(self) -> Path:
+        return self.data_dir.resolve() / "fleet"
+
+    @property
+    def fleet_state_path(self) -> Path:
+        return self.fleet_dir / "state.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir.resolve() / "logs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir.resolve() / "spool"
+
+    @property
+    def store_dsn(self) -> str:
+        return self.store.dsn or f"chdb:///{self.data_dir.resolve() / 'clickhouse'}"
+
+    def resolved_api_token(self) -> str:
+        """The configured token, or one generated once and kept in <data_dir>/api_token (0600)."""
+        if self.api_token is not None and self.api_token.get_secret_value():
+            return self.api_token.get_secret_value()
+        path = self.data_dir.resolve() / "api_token"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        return token
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err.get("loc", ())) or "<root>"
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    bounds = []
+    for name, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if name in ctx:
+            bounds.append(f"{sym} {ctx[name]}")
+    if "expected" in ctx:
+        bounds.append(f"one of {ctx['expected']}")
+    allowed = f" (allowed: {', '.join(bounds)})" if bounds else ""
+    if err.get("type") == "extra_forbidden":
+        return f"unknown config key '{key}' (value {value!r}); see fleetpilot.example.yaml for the valid keys"
+    return f"config key '{key}' = {value!r} is invalid: {err.get('msg')}{allowed}"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from defaults, YAML, environment and overrides; raise ConfigError on bad values."""
+    path = config_file or os.environ.get("FLEETPILOT_CONFIG")
+    if path is None and Path("fleetpilot.yaml").exists():
+        path = "fleetpilot.yaml"
+    if path is not None and not Path(path).exists():
+        raise ConfigError(f"config file {path} does not exist")
+    Settings.yaml_file_path = Path(path) if path else None
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+    finally:
+        Settings.yaml_file_path = None

@@ -1,0 +1,10 @@
+"""Triton python-backend entry point for classifier-large; the code lives in serving/models/triton_classifier.py."""
+
+import os
+import sys
+
+# The backend stub runs this file in isolated mode (PYTHONPATH is ignored): put the project
+# and its site-packages on sys.path first (FLEETPILOT_MODEL_PYTHONPATH, set by triton_env).
+sys.path[:0] = os.environ["FLEETPILOT_MODEL_PYTHONPATH"].split(":")
+
+from serving.models.triton_classifier import TritonPythonModel  # noqa: E402,F401
