@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,36 +35,102 @@ class _Section(BaseModel):
 
 
 class FleetConfig(_Section):
-    replicas_default: int = Field(3, ge=1, le=64, description="Replicas `fleet up` starts when --replicas is not given (count).")
-    zones: list[str] = Field(["zone-a", "zone-b"], min_length=1, description="Zones replicas are spread over; a new replica goes to the emptiest (names).")
+    replicas_default: int = Field(
+        3, ge=1, le=64, description="Replicas `fleet up` starts when --replicas is not given (count)."
+    )
+    zones: list[str] = Field(
+        ["zone-a", "zone-b"],
+        min_length=1,
+        description="Zones replicas are spread over; a new replica goes to the emptiest (names).",
+    )
     region: str = Field("local", min_length=1, description="Region label put on every local replica (name).")
-    triton_base_port: int = Field(8100, ge=1024, le=65000, description="First port for Triton replicas; each replica takes 3 (http, grpc, metrics).")
-    tritonserver_path: Path | None = Field(None, description="Path to a tritonserver binary; empty means the one bundled in the nvidia-pytriton wheel.")
-    models: list[str] = Field(DEFAULT_MODELS, min_length=1, description="Models every replica loads (names from serving/model_repository).")
-    instance_count_default: int = Field(1, ge=1, le=32, description="Model instances per model per replica at start (count).")
-    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where models run: auto picks the GPU when CUDA is available.")
-    response_cache_size_bytes: int = Field(16 * 1024 * 1024, ge=0, le=1 << 34, description="Triton local response cache size per replica (bytes).")
-    ready_timeout_s: float = Field(180.0, gt=0, le=3600, description="How long `fleet up` waits for a replica to become ready (seconds).")
-    stop_timeout_s: float = Field(15.0, gt=0, le=600, description="Grace period after SIGTERM before a replica is killed (seconds).")
-    chat_max_running_requests: int = Field(8, ge=1, le=256, description="chat-lm: sequences decoded together per instance (continuous batching slots).")
-    chat_kv_cache_tokens: int = Field(4096, ge=64, le=1 << 20, description="chat-lm: KV-cache capacity per instance (tokens).")
+    triton_base_port: int = Field(
+        8100,
+        ge=1024,
+        le=65000,
+        description="First port for Triton replicas; each replica takes 3 (http, grpc, metrics).",
+    )
+    tritonserver_path: Path | None = Field(
+        None,
+        description="Path to a tritonserver binary; empty means the one bundled in the nvidia-pytriton wheel.",
+    )
+    models: list[str] = Field(
+        DEFAULT_MODELS,
+        min_length=1,
+        description="Models every replica loads (names from serving/model_repository).",
+    )
+    instance_count_default: int = Field(
+        1, ge=1, le=32, description="Model instances per model per replica at start (count)."
+    )
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="Where models run: auto picks the GPU when CUDA is available."
+    )
+    response_cache_size_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        le=1 << 34,
+        description="Triton local response cache size per replica (bytes).",
+    )
+    ready_timeout_s: float = Field(
+        180.0, gt=0, le=3600, description="How long `fleet up` waits for a replica to become ready (seconds)."
+    )
+    stop_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="Grace period after SIGTERM before a replica is killed (seconds)."
+    )
+    chat_max_running_requests: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="chat-lm: sequences decoded together per instance (continuous batching slots).",
+    )
+    chat_kv_cache_tokens: int = Field(
+        4096, ge=64, le=1 << 20, description="chat-lm: KV-cache capacity per instance (tokens)."
+    )
 
 
 class RouterConfig(_Section):
     port: int = Field(7000, ge=1, le=65535, description="Router HTTP port.")
-    max_inflight_requests: int = Field(64, ge=1, le=100000, description="In-flight requests across all replicas at which the router is fully loaded (count).")
+    max_inflight_requests: int = Field(
+        64,
+        ge=1,
+        le=100000,
+        description="In-flight requests across all replicas at which the router is fully loaded (count).",
+    )
     admit_below_load_ratio: dict[str, float] = Field(
         {"premium": 1.0, "standard": 0.8, "batch": 0.5},
         description="Per priority class, the load ratio (in-flight / max_inflight_requests) below which it is admitted; lowest classes shed first.",
     )
-    default_priority: str = Field("standard", description="Priority class of a request without the X-Priority header.")
-    tier_complexity_threshold_ratio: float = Field(0.5, ge=0.0, le=1.0, description="Requests to the `classifier` route with complexity >= this go to the large tier (ratio 0-1).")
-    large_tier_model: str = Field("classifier-large", description="Model behind the large tier (classifier-large or classifier-large-int8).")
-    upstream_timeout_s: float = Field(60.0, gt=0, le=3600, description="Timeout of one upstream request (seconds).")
-    health_check_interval_s: float = Field(1.0, gt=0, le=60, description="Active health check period per replica (seconds).")
-    ejection_s: float = Field(5.0, ge=0, le=600, description="How long a replica that failed a request stays out of rotation (seconds).")
-    retries: int = Field(1, ge=0, le=5, description="Retries on another replica after a connection failure (count).")
-    state_poll_interval_s: float = Field(0.5, gt=0, le=60, description="How often the router re-reads the fleet state file (seconds).")
+    default_priority: str = Field(
+        "standard", description="Priority class of a request without the X-Priority header."
+    )
+    tier_complexity_threshold_ratio: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Requests to the `classifier` route with complexity >= this go to the large tier (ratio 0-1).",
+    )
+    large_tier_model: str = Field(
+        "classifier-large",
+        description="Model behind the large tier (classifier-large or classifier-large-int8).",
+    )
+    upstream_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="Timeout of one upstream request (seconds)."
+    )
+    health_check_interval_s: float = Field(
+        1.0, gt=0, le=60, description="Active health check period per replica (seconds)."
+    )
+    ejection_s: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="How long a replica that failed a request stays out of rotation (seconds).",
+    )
+    retries: int = Field(
+        1, ge=0, le=5, description="Retries on another replica after a connection failure (count)."
+    )
+    state_poll_interval_s: float = Field(
+        0.5, gt=0, le=60, description="How often the router re-reads the fleet state file (seconds)."
+    )
 
     @field_validator("admit_below_load_ratio")
     @classmethod
@@ -76,10 +142,24 @@ class RouterConfig(_Section):
 
 
 class ReplayConfig(_Section):
-    max_prompt_tokens: int = Field(256, ge=1, le=1 << 20, description="Cap on prompt length sent to chat-lm; traces above it are clipped and counted (tokens).")
-    max_generated_tokens: int = Field(64, ge=1, le=1 << 16, description="Cap on tokens generated per request (tokens).")
-    request_timeout_s: float = Field(120.0, gt=0, le=3600, description="Client timeout of one replayed request (seconds).")
-    max_concurrency: int = Field(512, ge=1, le=100000, description="Open requests at once before the replayer records a client-side drop (count).")
+    max_prompt_tokens: int = Field(
+        256,
+        ge=1,
+        le=1 << 20,
+        description="Cap on prompt length sent to chat-lm; traces above it are clipped and counted (tokens).",
+    )
+    max_generated_tokens: int = Field(
+        64, ge=1, le=1 << 16, description="Cap on tokens generated per request (tokens)."
+    )
+    request_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="Client timeout of one replayed request (seconds)."
+    )
+    max_concurrency: int = Field(
+        512,
+        ge=1,
+        le=100000,
+        description="Open requests at once before the replayer records a client-side drop (count).",
+    )
 
 
 class ApiConfig(_Section):
@@ -91,10 +171,130 @@ class DashboardConfig(_Section):
 
 
 class StoreConfig(_Section):
-    dsn: str | None = Field(None, description="ClickHouse DSN; empty means the embedded engine at chdb:///<data_dir>/clickhouse. http(s)://user:pass@host:8123/db for a server.")
-    cluster: str | None = Field(None, description="ClickHouse cluster name; when set, DDL is rendered ON CLUSTER with Replicated engines.")
+    dsn: str | None = Field(
+        None,
+        description="ClickHouse DSN; empty means the embedded engine at chdb:///<data_dir>/clickhouse. http(s)://user:pass@host:8123/db for a server.",
+    )
+    cluster: str | None = Field(
+        None,
+        description="ClickHouse cluster name; when set, DDL is rendered ON CLUSTER with Replicated engines.",
+    )
     raw_ttl_days: int = Field(14, ge=1, le=3650, description="Retention of raw samples (days).")
-    rollup_ttl_days: int = Field(400, ge=1, le=36500, description="Retention of 1-minute and 1-hour rollups (days).")
+    rollup_ttl_days: int = Field(
+        400, ge=1, le=36500, description="Retention of 1-minute and 1-hour rollups (days)."
+    )
+
+
+# --- collect: what to scrape, how often, how to batch and spool (collectors/) ---------------
+class StaticTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, description="Target name written in the `target` column (unique).")
+    metrics_url: str | None = Field(
+        None, description="Prometheus exposition URL, e.g. http://gpu-host:9400/metrics for dcgm-exporter."
+    )
+    stats_url: str | None = Field(
+        None,
+        description="Triton HTTP base URL whose /v2/models/stats is read, e.g. http://host:8000; empty skips the statistics API.",
+    )
+    kind: Literal["triton", "dcgm", "exposition"] = Field(
+        "exposition", description="What the target is; only changes span/metric labels, parsing is the same."
+    )
+    zone: str = Field("", description="Zone label written with every sample of this target.")
+    region: str = Field("", description="Region label written with every sample of this target.")
+
+    @model_validator(mode="after")
+    def _has_an_endpoint(self) -> StaticTarget:
+        if not self.metrics_url and not self.stats_url:
+            raise ValueError(f"static target {self.name!r} needs metrics_url or stats_url")
+        return self
+
+
+class CollectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    scrape_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="Period between scrapes of every target (seconds)."
+    )
+    scrape_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="Timeout of one HTTP scrape; a target slower than this is recorded up=0 (seconds).",
+    )
+    shard_index: int = Field(
+        0,
+        ge=0,
+        le=1023,
+        description="This collector's shard (0-based); it scrapes the targets that rendezvous hashing assigns to it.",
+    )
+    shard_count: int = Field(
+        1, ge=1, le=1024, description="Number of collector processes splitting the targets (count)."
+    )
+    from_fleet_state: bool = Field(
+        True,
+        description="Scrape every replica listed in the fleet state file (metrics port and statistics API).",
+    )
+    static_targets: list[StaticTarget] = Field(
+        [], description="Extra targets, e.g. dcgm-exporter on :9400 or a remote Triton."
+    )
+    stats_api: bool = Field(
+        True, description="Read Triton's /v2/models/stats for fleet replicas (per-model cumulative counters)."
+    )
+    access_token: SecretStr | None = Field(
+        None,
+        description="Sent as the `triton-access-token` header to the statistics API when set (PyTriton restricts it).",
+    )
+    nvml: bool = Field(
+        True,
+        description="Sample local GPUs through NVML when nvidia-ml-py and a GPU are present; skipped otherwise.",
+    )
+    series_limit_per_target: int = Field(
+        20000,
+        ge=1,
+        le=10_000_000,
+        description="Distinct series kept per target; new series beyond it are dropped and counted (label-explosion guard).",
+    )
+    max_label_length_bytes: int = Field(
+        1024,
+        ge=16,
+        le=1 << 20,
+        description="A sample whose label value is longer than this is rejected and counted (bytes, UTF-8).",
+    )
+    batch_max_rows: int = Field(
+        200_000,
+        ge=1,
+        le=50_000_000,
+        description="The sink flushes a batch once it holds this many samples (rows).",
+    )
+    batch_max_age_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="The sink flushes a batch at the latest this long after its first sample (seconds).",
+    )
+    spool_max_bytes: int = Field(
+        1 << 30,
+        ge=1 << 16,
+        le=1 << 42,
+        description="Disk spool bound (<data_dir>/spool) for batches the store could not take; a batch beyond it is dropped and counted (bytes).",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces; empty keeps spans in-process.",
+    )
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> CollectConfig:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(
+                f"shard_index {self.shard_index} is out of range for shard_count {self.shard_count} (allowed: 0..{self.shard_count - 1})"
+            )
+        names = [t.name for t in self.static_targets]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"static target names must be unique; repeated: {sorted(dup)}")
+        return self
 
 
 class Settings(BaseSettings):
@@ -105,15 +305,23 @@ class Settings(BaseSettings):
         validate_assignment=True,
     )
 
-    data_dir: Path = Field(Path("./var"), description="Holds the embedded store, fleet state, spool and logs (directory).")
-    bind_host: str = Field("127.0.0.1", description="Address every fleetpilot server and Triton replica binds to.")
-    api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints (env FLEETPILOT_API_TOKEN); empty means one is generated into <data_dir>/api_token.")
+    data_dir: Path = Field(
+        Path("./var"), description="Holds the embedded store, fleet state, spool and logs (directory)."
+    )
+    bind_host: str = Field(
+        "127.0.0.1", description="Address every fleetpilot server and Triton replica binds to."
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for admin endpoints (env FLEETPILOT_API_TOKEN); empty means one is generated into <data_dir>/api_token.",
+    )
     fleet: FleetConfig = FleetConfig()
     router: RouterConfig = RouterConfig()
     replay: ReplayConfig = ReplayConfig()
     api: ApiConfig = ApiConfig()
     dashboard: DashboardConfig = DashboardConfig()
     store: StoreConfig = StoreConfig()
+    collect: CollectConfig = CollectConfig()
 
     # Set only for the duration of load_settings(); a ClassVar, not a field.
     yaml_file_path: ClassVar[Path | None] = None

@@ -209,6 +209,9 @@ class FleetManager:
             old = self._require(state, name)
             launch = self._launch(state, zone=old.zone, instance_counts=dict(old.instance_counts))
             self._await_ready([launch], state)
+            for model, count in launch.record.instance_counts.items():
+                if count != self.opts.instance_count:  # rendered with the default; carry the live count over
+                    self._load_model(launch.record, model, count, cache_enabled=True)
             state.replicas.remove(old)
             write_state(self.opts.state_path, state)  # new one visible before the old one stops
             self._stop(old)
@@ -285,7 +288,9 @@ class FleetManager:
                 return slot
         raise FleetError(f"no free port slot of {PORTS_PER_SLOT} ports from {self.opts.base_port} upward")
 
-    def _launch(self, state: FleetState, zone: str | None = None, instance_counts: dict | None = None) -> _Launch:
+    def _launch(
+        self, state: FleetState, zone: str | None = None, instance_counts: dict | None = None
+    ) -> _Launch:
         """Render the repository and start one tritonserver; it is added to `state` immediately."""
         if zone is not None and zone not in self.opts.zones:
             raise FleetError(f"unknown zone {zone!r}; configured zones: {', '.join(self.opts.zones)}")
@@ -337,12 +342,22 @@ class FleetManager:
             *[f"--load-model={m}" for m in self.opts.models],
         ]
         if install.cache_dir is not None and self.opts.response_cache_size_bytes > 0:
-            args += [f"--cache-directory={install.cache_dir}", f"--cache-config=local,size={self.opts.response_cache_size_bytes}"]
+            args += [
+                f"--cache-directory={install.cache_dir}",
+                f"--cache-config=local,size={self.opts.response_cache_size_bytes}",
+            ]
         env = triton_environment(install, {FAULTS_FILE_ENV: str(rec.faults_path)})
         log = open(rec.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
-            proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=workdir)
+            proc = subprocess.Popen(
+                args,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=workdir,
+            )
         finally:
             log.close()
         rec.pid = proc.pid
@@ -372,7 +387,10 @@ class FleetManager:
             state.replicas.remove(launch.record)
         if failed:
             write_state(self.opts.state_path, state)
-            msgs = [f"replica {f.record.name} {f.error}; log {f.record.log_path}:\n{log_tail(f.record.log_path)}" for f in failed]
+            msgs = [
+                f"replica {f.record.name} {f.error}; log {f.record.log_path}:\n{log_tail(f.record.log_path)}"
+                for f in failed
+            ]
             raise FleetError("\n".join(msgs))
 
     def _signal(self, rec: ReplicaRecord, sig: int) -> None:
@@ -411,14 +429,20 @@ class FleetManager:
             chat_kv_cache_tokens=self.opts.chat_kv_cache_tokens,
         )
         body = json.dumps({"parameters": {"config": json.dumps(cfg)}}).encode()
-        req = urllib.request.Request(f"{rec.http_url}/v2/repository/models/{model}/load", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{rec.http_url}/v2/repository/models/{model}/load",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.opts.ready_timeout_s):
                 pass
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
-            raise FleetError(f"replica {rec.name}: loading {model} with {count} instance(s) failed: {detail}") from None
+            raise FleetError(
+                f"replica {rec.name}: loading {model} with {count} instance(s) failed: {detail}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise FleetError(f"replica {rec.name} at {rec.http_url} is unreachable: {exc}") from None
 

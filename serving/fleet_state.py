@@ -94,7 +94,9 @@ def read_state(path: Path) -> FleetState:
     except (OSError, ValueError) as exc:
         raise FleetStateError(f"fleet state file {path} is unreadable: {exc}") from exc
     if raw.get("version") != STATE_VERSION:
-        raise FleetStateError(f"fleet state file {path} has version {raw.get('version')}, expected {STATE_VERSION}")
+        raise FleetStateError(
+            f"fleet state file {path} has version {raw.get('version')}, expected {STATE_VERSION}"
+        )
     return FleetState(
         replicas=[ReplicaRecord.from_json(r) for r in raw.get("replicas", [])],
         updated_at_s=float(raw.get("updated_at_s", 0.0)),

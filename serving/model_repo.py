@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Literal
 
 MODEL_NAMES = ("classifier-small", "classifier-large", "classifier-large-int8", "chat-lm")
-CLASSIFIER_VARIANTS = {"classifier-small": "small", "classifier-large": "large", "classifier-large-int8": "large-int8"}
+CLASSIFIER_VARIANTS = {
+    "classifier-small": "small",
+    "classifier-large": "large",
+    "classifier-large-int8": "large-int8",
+}
 TEMPLATE_DIR = Path(__file__).resolve().parent / "model_repository"
 
 CLASSIFIER_MAX_BATCH_SIZE = 64
@@ -78,7 +82,9 @@ def model_config_json(
         )
         return config
     if chat_max_running < 1 or chat_kv_cache_tokens < 2:
-        raise ValueError(f"chat_max_running={chat_max_running} must be >= 1, chat_kv_cache_tokens={chat_kv_cache_tokens} >= 2")
+        raise ValueError(
+            f"chat_max_running={chat_max_running} must be >= 1, chat_kv_cache_tokens={chat_kv_cache_tokens} >= 2"
+        )
     config.update(
         max_batch_size=0,
         model_transaction_policy={"decoupled": True},

@@ -15,7 +15,6 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-
 MODEL_PYTHONPATH_ENV = "FLEETPILOT_MODEL_PYTHONPATH"
 
 
@@ -35,7 +34,9 @@ def _pytriton_root() -> Path:
     try:
         import pytriton  # noqa: PLC0415 - optional heavy import only when needed
     except ImportError as exc:  # pragma: no cover - dependency of the project
-        raise TritonNotFound("nvidia-pytriton is not installed and no tritonserver_path is configured") from exc
+        raise TritonNotFound(
+            "nvidia-pytriton is not installed and no tritonserver_path is configured"
+        ) from exc
     return Path(pytriton.__file__).resolve().parent
 
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="fleetpilot: observability and autonomous control for Triton fleets.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="fleetpilot: observability and autonomous control for Triton fleets.",
+)
 
 # Each module adds its commands to `app` on import.
-from controlplane.cli import bench_cmd, demo_cmd, fleet_cmd, replay_cmd, router_cmd  # noqa: E402,F401
+from controlplane.cli import (  # noqa: E402,F401
+    bench_cmd,
+    collect_cmd,
+    demo_cmd,
+    fleet_cmd,
+    query_cmd,
+    replay_cmd,
+    router_cmd,
+)

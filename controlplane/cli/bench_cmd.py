@@ -9,7 +9,6 @@ import tempfile
 import time
 import urllib.request
 
-
 import typer
 
 from controlplane.cli import app
@@ -35,7 +34,9 @@ def _wait_ok(url: str, timeout_s: float, proc: subprocess.Popen) -> None:
 
 @bench_app.command("router")
 def bench_router(
-    rate_rps: float = typer.Option(500.0, "--rate-rps", min=1, help="Open-loop request rate, each path (requests/s)."),
+    rate_rps: float = typer.Option(
+        500.0, "--rate-rps", min=1, help="Open-loop request rate, each path (requests/s)."
+    ),
     duration_s: float = typer.Option(10.0, "--duration-s", min=1, help="Measured duration per path (s)."),
     model: str = typer.Option("classifier-small", "--model"),
     json_out: bool = typer.Option(True, "--json/--no-json"),
@@ -66,11 +67,17 @@ def bench_router(
         try:
             mgr.up(1)
             replica = mgr.state().replicas[0]
-            router = subprocess.Popen([sys.executable, "-m", "controlplane", "router"], env={**os.environ},
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            router = subprocess.Popen(
+                [sys.executable, "-m", "controlplane", "router"],
+                env={**os.environ},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             router_url = f"http://{settings.bind_host}:{settings.router.port}"
             _wait_ok(f"{router_url}/health", 30, router)
-            time.sleep(2 * settings.router.health_check_interval_s)  # one health round marks the replica healthy
+            time.sleep(
+                2 * settings.router.health_check_interval_s
+            )  # one health round marks the replica healthy
             result = measure_router_overhead(replica.http_url, router_url, model, rate_rps, duration_s)
         finally:
             if router is not None:
@@ -84,9 +91,21 @@ def bench_router(
 @bench_app.command("int8")
 def bench_int8(json_out: bool = typer.Option(True, "--json/--no-json")) -> None:
     """Speed and agreement of classifier-large-int8 (dynamic quantisation) against fp32, same process."""
-    from serving.models.int8_report import int8_report  # noqa: PLC0415
+    from serving.models.classifier import int8_report  # noqa: PLC0415
 
     report = int8_report()
     print_json(report) if json_out else typer.echo(report)
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    targets: int = typer.Option(100, "--targets", min=1, help="Triton-shaped targets scraped per round."),
+    models_per_target: int = typer.Option(20, "--models-per-target", min=1),
+    rounds: int = typer.Option(8, "--rounds", min=1, help="Timed scrape rounds."),
+    json_out: bool = typer.Option(True, "--json/--no-json"),
+) -> None:
+    """Exposition text -> committed rows, vs a naive pipeline and the raw insert ceiling, same process."""
+    from collectors.bench_ingest import run_ingest_bench  # noqa: PLC0415
+
+    result = run_ingest_bench(targets=targets, models_per_target=models_per_target, rounds=rounds)
+    print_json(result) if json_out else typer.echo(result)

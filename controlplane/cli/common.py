@@ -10,7 +10,9 @@ import typer
 
 from controlplane.config import ConfigError, Settings, load_settings
 
-ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file (default: $FLEETPILOT_CONFIG or ./fleetpilot.yaml).")
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="YAML config file (default: $FLEETPILOT_CONFIG or ./fleetpilot.yaml)."
+)
 
 
 def settings_or_exit(config: str | None) -> Settings:

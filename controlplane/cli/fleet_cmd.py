@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 import typer
@@ -39,21 +40,27 @@ def _print_table(statuses) -> None:
     for st in statuses:
         r = st.record
         table.add_row(r.name, r.zone, st.state, r.device, r.http_url, r.metrics_url, str(r.pid))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @fleet_app.command("up")
 def up(
-    replicas: int = typer.Option(None, "--replicas", "-n", min=1, help="Replicas to run (default fleet.replicas_default)."),
+    replicas: int = typer.Option(
+        None, "--replicas", "-n", min=1, help="Replicas to run (default fleet.replicas_default)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the fleet as JSON."),
-    foreground: bool = typer.Option(False, "--foreground", help="Stay in the foreground; SIGTERM/SIGINT stops the fleet (containers)."),
+    foreground: bool = typer.Option(
+        False, "--foreground", help="Stay in the foreground; SIGTERM/SIGINT stops the fleet (containers)."
+    ),
     config: str = ConfigOption,
 ) -> None:
     """Start replicas until N are running; returns when all are ready (or stays, with --foreground)."""
     settings = settings_or_exit(config)
     mgr = fleet_manager(settings)
     n = replicas or settings.fleet.replicas_default
-    console.print(f"starting fleet of {n} replica(s) on {mgr.device} (models: {', '.join(settings.fleet.models)}) ...")
+    console.print(
+        f"starting fleet of {n} replica(s) on {mgr.device} (models: {', '.join(settings.fleet.models)}) ..."
+    )
     _run(mgr.up, n)
     statuses = mgr.status()
     print_json([s.to_json() for s in statuses]) if json_out else _print_table(statuses)
@@ -80,7 +87,10 @@ def down(config: str = ConfigOption) -> None:
 
 
 @fleet_app.command("add")
-def add(zone: str = typer.Option(None, help="Zone for the new replica (default: the emptiest)."), config: str = ConfigOption) -> None:
+def add(
+    zone: str = typer.Option(None, help="Zone for the new replica (default: the emptiest)."),
+    config: str = ConfigOption,
+) -> None:
     """Add one replica."""
     rec = _run(_manager(config).add, zone)
     print_json(rec.to_json())
@@ -101,7 +111,9 @@ def replace(name: str, config: str = ConfigOption) -> None:
 
 
 @fleet_app.command("instances")
-def instances(name: str, model: str, count: int = typer.Argument(..., min=1, max=64), config: str = ConfigOption) -> None:
+def instances(
+    name: str, model: str, count: int = typer.Argument(..., min=1, max=64), config: str = ConfigOption
+) -> None:
     """Change a model's instance count on a live replica (Triton model load API)."""
     rec = _run(_manager(config).set_instance_count, name, model, count)
     console.print(f"{rec.name}: {model} now has {count} instance(s)")
@@ -111,9 +123,13 @@ def instances(name: str, model: str, count: int = typer.Argument(..., min=1, max
 def fault(
     name: str,
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Latency added to every request (ms)."),
-    error_rate: float = typer.Option(0.0, "--error-rate", min=0, max=1, help="Fraction of requests that fail (0-1)."),
+    error_rate: float = typer.Option(
+        0.0, "--error-rate", min=0, max=1, help="Fraction of requests that fail (0-1)."
+    ),
     cache_off: bool = typer.Option(False, "--cache-off", help="Disable the response cache on this replica."),
-    memory_growth_mb_per_s: float = typer.Option(0.0, "--memory-growth-mb-per-s", min=0, help="Leak memory at this rate (MiB/s)."),
+    memory_growth_mb_per_s: float = typer.Option(
+        0.0, "--memory-growth-mb-per-s", min=0, help="Leak memory at this rate (MiB/s)."
+    ),
     clear: bool = typer.Option(False, "--clear", help="Remove every fault."),
     config: str = ConfigOption,
 ) -> None:

@@ -26,9 +26,9 @@ def _event_loop_runner() -> asyncio.Runner:
 
 
 def _print_summary(summary: dict) -> None:
-    table = Table(title=f"replay of {summary.get('trace')}", show_header=True)
+    table = Table(title=f"replay of {Path(str(summary.get('trace'))).name}", show_header=True)
     table.add_column("figure")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", overflow="fold")
     skip = {"errors_by_reason", "by_replica", "by_priority", "trace"}
     for key, value in summary.items():
         if key not in skip:
@@ -46,15 +46,37 @@ def replay_cmd(
     trace: Path = typer.Argument(..., help="Trace file: Azure LLM CSV, JSONL, or rate CSV (ts_s,rate_rps)."),
     speed: float = typer.Option(1.0, "--speed", help="Time compression: 10 plays the trace 10x faster."),
     limit: int = typer.Option(None, "--limit", min=1, help="Replay at most N requests."),
-    fmt: str = typer.Option(None, "--format", help="azure | jsonl | rate (default: detected from the header / extension)."),
-    rate_scale: float = typer.Option(1.0, "--rate-scale", min=0.0, help="Rate traces: multiply every rate by K."),
-    router_url: str = typer.Option(None, "--router-url", help="Router base URL (default http://{bind_host}:{router.port})."),
-    results: Path = typer.Option(None, "--results", help="Results JSONL (default <data_dir>/replay/results-<timestamp>.jsonl)."),
-    priority_mix: str = typer.Option("standard=1", "--priority-mix", help="Priority classes and weights, e.g. premium=0.2,standard=0.6,batch=0.2."),
-    seed: int = typer.Option(0, "--seed", help="Seed of prompts, features, complexities, priorities and Poisson arrivals."),
-    skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines", help="Skip and count malformed trace lines instead of failing on the first."),
-    max_prompt_tokens: int = typer.Option(None, "--max-prompt-tokens", min=1, help="Override replay.max_prompt_tokens."),
-    max_generated_tokens: int = typer.Option(None, "--max-generated-tokens", min=1, help="Override replay.max_generated_tokens."),
+    fmt: str = typer.Option(
+        None, "--format", help="azure | jsonl | rate (default: detected from the header / extension)."
+    ),
+    rate_scale: float = typer.Option(
+        1.0, "--rate-scale", min=0.0, help="Rate traces: multiply every rate by K."
+    ),
+    router_url: str = typer.Option(
+        None, "--router-url", help="Router base URL (default http://{bind_host}:{router.port})."
+    ),
+    results: Path = typer.Option(
+        None, "--results", help="Results JSONL (default <data_dir>/replay/results-<timestamp>.jsonl)."
+    ),
+    priority_mix: str = typer.Option(
+        "standard=1",
+        "--priority-mix",
+        help="Priority classes and weights, e.g. premium=0.2,standard=0.6,batch=0.2.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of prompts, features, complexities, priorities and Poisson arrivals."
+    ),
+    skip_bad_lines: bool = typer.Option(
+        False,
+        "--skip-bad-lines",
+        help="Skip and count malformed trace lines instead of failing on the first.",
+    ),
+    max_prompt_tokens: int = typer.Option(
+        None, "--max-prompt-tokens", min=1, help="Override replay.max_prompt_tokens."
+    ),
+    max_generated_tokens: int = typer.Option(
+        None, "--max-generated-tokens", min=1, help="Override replay.max_generated_tokens."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print exactly one JSON summary object on stdout."),
     config: str = ConfigOption,
 ) -> None:
@@ -86,14 +108,21 @@ def replay_cmd(
     except ValueError as exc:
         fail(f"--priority-mix: {exc}")
     try:
-        opened = open_trace(trace, fmt, limit=limit, rate_scale=rate_scale, seed=seed, skip_bad_lines=skip_bad_lines)
+        opened = open_trace(
+            trace, fmt, limit=limit, rate_scale=rate_scale, seed=seed, skip_bad_lines=skip_bad_lines
+        )
     except TraceError as exc:
         fail(str(exc))
     if opened.report.skipped_lines:
-        err_console.print(f"[yellow]skipped {opened.report.skipped_lines} malformed line(s)[/], e.g. {opened.report.examples[0]}")
+        err_console.print(
+            f"[yellow]skipped {opened.report.skipped_lines} malformed line(s)[/], e.g. {opened.report.examples[0]}"
+        )
 
     url = (router_url or f"http://{settings.bind_host}:{settings.router.port}").rstrip("/")
-    caps = Caps(max_prompt_tokens or settings.replay.max_prompt_tokens, max_generated_tokens or settings.replay.max_generated_tokens)
+    caps = Caps(
+        max_prompt_tokens or settings.replay.max_prompt_tokens,
+        max_generated_tokens or settings.replay.max_generated_tokens,
+    )
     options = ReplayOptions(
         router_url=url,
         caps=caps,

@@ -38,7 +38,9 @@ def router_run_dir(settings: Settings):
 
 @app.command("router")
 def router(
-    background: bool = typer.Option(False, "--background", help="Run detached; returns once /health answers."),
+    background: bool = typer.Option(
+        False, "--background", help="Run detached; returns once /health answers."
+    ),
     stop: bool = typer.Option(False, "--stop", help="Stop the background router."),
     port: int = typer.Option(None, "--port", min=1, max=65535, help="Port (default router.port)."),
     config: str = ConfigOption,

@@ -83,7 +83,9 @@ class Block(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model)
+        )
 
     def forward(self, x: torch.Tensor, layer: int, caches: Sequence[KVCache]) -> torch.Tensor:
         """x [B,T,d]: T new tokens per sequence, sequence b starting at position caches[b].length."""
@@ -121,9 +123,9 @@ class TinyCausalLM(nn.Module):
     def forward_cached(self, tokens: torch.Tensor, caches: Sequence[KVCache]) -> torch.Tensor:
         """Logits [B, vocab] for the last of T new tokens per sequence; advances every cache by T."""
         b, t = tokens.shape
-        positions = torch.tensor([c.length for c in caches], device=tokens.device).unsqueeze(1) + torch.arange(
-            t, device=tokens.device
-        )
+        positions = torch.tensor([c.length for c in caches], device=tokens.device).unsqueeze(
+            1
+        ) + torch.arange(t, device=tokens.device)
         x = self.embed(tokens) + _sinusoid(positions, self.cfg.d_model)
         for layer, block in enumerate(self.blocks):
             x = block(x, layer, caches)
@@ -131,7 +133,9 @@ class TinyCausalLM(nn.Module):
             c.length += t
         return self.head(self.ln_f(x[:, -1]))
 
-    def generate(self, prompt: Sequence[int], max_tokens: int, device: str | torch.device = "cpu") -> list[int]:
+    def generate(
+        self, prompt: Sequence[int], max_tokens: int, device: str | torch.device = "cpu"
+    ) -> list[int]:
         """Reference greedy decoding of one sequence (what the engine must reproduce)."""
         cache = KVCache(self.cfg, len(prompt) + max_tokens, device)
         out: list[int] = []
@@ -204,7 +208,9 @@ class ChatEngine:
         clock: Callable[[], float] = time.monotonic,
     ):
         if max_running < 1 or kv_cache_tokens < 2:
-            raise ValueError(f"max_running={max_running} must be >= 1 and kv_cache_tokens={kv_cache_tokens} >= 2")
+            raise ValueError(
+                f"max_running={max_running} must be >= 1 and kv_cache_tokens={kv_cache_tokens} >= 2"
+            )
         self.model = model
         self.max_running = max_running
         self.kv_cache_tokens = kv_cache_tokens

@@ -14,6 +14,7 @@ activations quantized per batch); it runs on CPU only (quantized kernels have no
 
 from __future__ import annotations
 
+import statistics
 import time
 import warnings
 from collections.abc import Sequence
@@ -84,13 +85,16 @@ def seeded_features(n: int, seed: int = INPUT_SEED) -> torch.Tensor:
 
 
 def _latency_ms(model: nn.Module, x: torch.Tensor, iters: int, warmup: int) -> float:
+    """Median wall time of one forward pass (ms): robust to other processes on a shared CPU."""
+    samples = []
     with torch.inference_mode():
         for _ in range(warmup):
             model(x)
-        start = time.perf_counter()
         for _ in range(iters):
+            start = time.perf_counter()
             model(x)
-        return (time.perf_counter() - start) / iters * 1000.0
+            samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000.0
 
 
 def int8_report(
@@ -98,21 +102,35 @@ def int8_report(
     iters: int = 50,
     agreement_samples: int = 2048,
     warmup: int = 5,
+    threads: int | None = 1,
 ) -> dict:
     """Compare fp32 vs int8 classifier-large in this process (CPU): speed and agreement.
 
     Returns {"batches": [{"batch_size", "fp32_ms", "int8_ms", "speedup_ratio"}...],
     "top1_agreement_ratio", "max_abs_prob_diff", "agreement_samples", "iters", "threads"}.
-    Latencies are mean wall time per forward pass (ms) after `warmup` untimed passes.
+    Latencies are the median wall time of one forward pass (ms) over `iters` passes after
+    `warmup` untimed ones, with `threads` torch threads (1, as a Triton instance runs with
+    OMP_NUM_THREADS=1; None keeps the current setting).
     """
-    if iters < 1 or agreement_samples < 1 or not batch_sizes:
-        raise ValueError("iters and agreement_samples must be >= 1 and batch_sizes non-empty")
+    if iters < 1 or agreement_samples < 1 or not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ValueError(
+            f"iters={iters} and agreement_samples={agreement_samples} must be >= 1, "
+            f"batch_sizes={tuple(batch_sizes)} non-empty and each >= 1"
+        )
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _int8_report(batch_sizes, iters, agreement_samples, warmup)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _int8_report(batch_sizes: Sequence[int], iters: int, agreement_samples: int, warmup: int) -> dict:
     fp32 = build_classifier("large")
     int8 = build_classifier("large-int8")
     batches = []
     for b in batch_sizes:
-        if b < 1:
-            raise ValueError(f"batch size {b} must be >= 1")
         x = seeded_features(b, seed=INPUT_SEED + b)
         fp32_ms = _latency_ms(fp32, x, iters, warmup)
         int8_ms = _latency_ms(int8, x, iters, warmup)

@@ -5,11 +5,15 @@
   so a run is reproducible);
 - memory growth: a daemon thread allocates and keeps touched bytearrays at the configured
   MiB/s, capped at `memory_cap_bytes` so a test cannot take the machine down; the memory is
-  released when the fault is cleared (a replica recovers without a restart).
+  released when the fault is cleared (a replica recovers without a restart). The rate is per
+  replica: every model instance of a replica runs a FaultInjector on the same faults file, and
+  only the one holding an flock on `<faults file>.leak.lock` leaks.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import threading
 import time
@@ -51,6 +55,7 @@ class FaultInjector:
         self._last_grow_s: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._leader_fd: int | None = None
 
     def poll(self) -> Faults:
         with self._lock:  # request threads and the memory thread share the watcher
@@ -71,6 +76,9 @@ class FaultInjector:
         now = self.clock()
         if faults.memory_growth_mb_per_s <= 0:
             self.leaked, self.leaked_bytes, self._last_grow_s = [], 0, None
+            self._release_leadership()
+            return 0
+        if not self._lead():
             return 0
         if self._last_grow_s is not None:
             want = int(faults.memory_growth_mb_per_s * MIB * (now - self._last_grow_s))
@@ -80,6 +88,24 @@ class FaultInjector:
                 self.leaked_bytes += want
         self._last_grow_s = now
         return self.leaked_bytes
+
+    def _lead(self) -> bool:
+        """True when this instance is the replica's one leaker (holds the leak lock)."""
+        if self._leader_fd is not None or self.watcher.path is None:
+            return True
+        fd = os.open(f"{self.watcher.path}.leak.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._leader_fd = fd
+        return True
+
+    def _release_leadership(self) -> None:
+        if self._leader_fd is not None:
+            os.close(self._leader_fd)  # closing drops the flock
+            self._leader_fd = None
 
     def start(self) -> FaultInjector:
         self._thread = threading.Thread(target=self._memory_loop, name="fault-memory", daemon=True)
@@ -91,6 +117,7 @@ class FaultInjector:
         if self._thread is not None:
             self._thread.join(2.0)
         self.leaked, self.leaked_bytes = [], 0
+        self._release_leadership()
 
     def _memory_loop(self) -> None:
         while not self._stop.wait(self.tick_s):

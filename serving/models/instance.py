@@ -36,3 +36,12 @@ def torch_device(args: dict, *, cuda_available: bool, cpu_only: bool = False) ->
 def instance_seed(args: dict) -> int:
     """A stable per-instance seed (fault RNG): instances do not fail in lockstep."""
     return zlib.crc32(str(args.get("model_instance_name", args.get("model_name", ""))).encode())
+
+
+def engine_label(args: dict) -> str:
+    """Index of this instance within the model ("chat-lm_0_1" -> "1"), used like vLLM's `engine`
+    label: each instance runs its own engine, and gauges of two engines must not overwrite
+    each other in one series."""
+    name = str(args.get("model_instance_name", ""))
+    suffix = name.rpartition("_")[2]
+    return suffix if suffix.isdigit() else (name or "0")

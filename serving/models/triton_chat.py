@@ -1,7 +1,9 @@
 """Python-backend model for chat-lm (decoupled): execute() hands each request to the
 continuous-batching ChatEngine running in a background thread and returns None; the engine
 streams one response per token through the request's response sender, the last one flagged
-FINAL. Publishes vLLM-named metrics on Triton's metrics port.
+FINAL. Publishes vLLM-named metrics on Triton's metrics port, labelled model_name="chat-lm"
+and engine="<instance index>" (as vLLM labels its data-parallel engines): sum over `engine`
+for the model's totals.
 """
 
 from __future__ import annotations
@@ -12,13 +14,30 @@ import triton_python_backend_utils as pb_utils
 
 from serving.models.chat_lm import ChatEngine, EngineMetrics, GenRequest, build_chat_lm
 from serving.models.fault_injector import FaultInjector
-from serving.models.instance import instance_seed, int_parameter, torch_device
+from serving.models.instance import engine_label, instance_seed, int_parameter, torch_device
 
 MODEL_LABEL = "chat-lm"  # vLLM labels its metrics with model_name
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 # vLLM's buckets, extended downwards: a CPU token of this tiny model takes about a millisecond.
-TTFT_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0]
+TTFT_BUCKETS_S = [
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+]
 TPOT_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5]
 E2E_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0]
 
@@ -34,10 +53,16 @@ class VllmMetrics(EngineMetrics):
             "generation": fam("vllm:generation_tokens_total", "Generated tokens.", kind=fam.COUNTER),
             "ttft": fam("vllm:time_to_first_token_seconds", "Time to first token (s).", kind=fam.HISTOGRAM),
             "tpot": fam("vllm:time_per_output_token_seconds", "Inter-token latency (s).", kind=fam.HISTOGRAM),
-            "e2e": fam("vllm:e2e_request_latency_seconds", "Request latency, arrival to last token (s).", kind=fam.HISTOGRAM),
+            "e2e": fam(
+                "vllm:e2e_request_latency_seconds",
+                "Request latency, arrival to last token (s).",
+                kind=fam.HISTOGRAM,
+            ),
             "running": fam("vllm:num_requests_running", "Sequences being decoded.", kind=fam.GAUGE),
             "waiting": fam("vllm:num_requests_waiting", "Requests queued for admission.", kind=fam.GAUGE),
-            "kv": fam("vllm:kv_cache_usage_perc", "KV cache reserved / capacity (ratio 0-1).", kind=fam.GAUGE),
+            "kv": fam(
+                "vllm:kv_cache_usage_perc", "KV cache reserved / capacity (ratio 0-1).", kind=fam.GAUGE
+            ),
         }
         f = self.families
         self._prompt = f["prompt"].Metric(labels=labels)
@@ -94,7 +119,7 @@ class TritonTokenSink:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.device = torch_device(args, cuda_available=torch.cuda.is_available())
-        self.metrics = VllmMetrics({"model_name": MODEL_LABEL})
+        self.metrics = VllmMetrics({"model_name": MODEL_LABEL, "engine": engine_label(args)})
         self.engine = ChatEngine(
             build_chat_lm(self.device),
             max_running=int_parameter(args, "max_running", 8),
@@ -116,7 +141,9 @@ class TritonPythonModel:
                 continue
             try:
                 prompt = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().reshape(-1)
-                max_tokens = int(pb_utils.get_input_tensor_by_name(request, "max_tokens").as_numpy().reshape(-1)[0])
+                max_tokens = int(
+                    pb_utils.get_input_tensor_by_name(request, "max_tokens").as_numpy().reshape(-1)[0]
+                )
             except (AttributeError, IndexError):  # a missing input yields None
                 sink.send_error("chat-lm needs inputs input_ids (INT32 [-1]) and max_tokens (INT32 [1])")
                 continue

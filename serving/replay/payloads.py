@@ -42,7 +42,9 @@ def clip_lengths(input_length: int, output_length: int, caps: Caps) -> ClippedLe
     """Apply the caps; a zero length in the trace is sent as 1 (empty requests are not useful)."""
     prompt = max(1, min(input_length, caps.max_prompt_tokens))
     out = max(1, min(output_length, caps.max_generated_tokens))
-    return ClippedLengths(prompt, out, input_length > caps.max_prompt_tokens, output_length > caps.max_generated_tokens)
+    return ClippedLengths(
+        prompt, out, input_length > caps.max_prompt_tokens, output_length > caps.max_generated_tokens
+    )
 
 
 def parse_priority_mix(text: str, allowed: set[str] | None = None) -> dict[str, float]:
@@ -62,7 +64,9 @@ def parse_priority_mix(text: str, allowed: set[str] | None = None) -> dict[str, 
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"priority mix weight {weight} for {name!r} must be >= 0")
         if allowed is not None and name not in allowed:
-            raise ValueError(f"priority class {name!r} is unknown; known classes: {', '.join(sorted(allowed))}")
+            raise ValueError(
+                f"priority class {name!r} is unknown; known classes: {', '.join(sorted(allowed))}"
+            )
         if name in mix:
             raise ValueError(f"priority class {name!r} appears twice in the mix")
         mix[name] = weight

@@ -86,6 +86,7 @@ def summarize(
         "ttft_p50_ms": percentile_ms(ttfts, 50),
         "ttft_p99_ms": percentile_ms(ttfts, 99),
         "send_lag_p99_ms": percentile_ms(lags_ms, 99),  # open-loop health: how late sends went out
+        "send_lag_max_ms": round(max(lags_ms), 3) if lags_ms else None,
         "tokens_generated": sum(r.tokens for r in results),
         "prompt_tokens_sent": sum(r.prompt_tokens for r in sent),
         "clipped_prompt": sum(1 for r in results if r.clipped_prompt),

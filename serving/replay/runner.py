@@ -66,16 +66,25 @@ async def check_router(router_url: str, health_path: str = "/health", timeout_s:
             async with session.get(url) as resp:
                 if resp.status != 200:
                     text = (await resp.text())[:200]
-                    raise RouterUnreachable(f"router at {router_url} is not healthy: GET {url} answered HTTP {resp.status} {text}")
+                    raise RouterUnreachable(
+                        f"router at {router_url} is not healthy: GET {url} answered HTTP {resp.status} {text}"
+                    )
     except TimeoutError:
-        raise RouterUnreachable(f"router at {router_url} did not answer GET {url} within {timeout_s:g} s") from None
+        raise RouterUnreachable(
+            f"router at {router_url} did not answer GET {url} within {timeout_s:g} s"
+        ) from None
     except aiohttp.ClientError as exc:
-        raise RouterUnreachable(f"router at {router_url} is unreachable ({exc.__class__.__name__}: {exc})") from None
+        raise RouterUnreachable(
+            f"router at {router_url} is unreachable ({exc.__class__.__name__}: {exc})"
+        ) from None
 
 
 def _error_text(raw: bytes) -> str:
-    """The `error` field of a JSON error body, else the raw text (trimmed)."""
-    text = raw.decode("utf-8", "replace")
+    """The `error` field of a JSON error body, else the raw text (trimmed). Triton's
+    generate_stream answers errors as SSE (`data: {"error": ...}`), so that prefix is dropped."""
+    text = raw.decode("utf-8", "replace").strip()
+    if text.startswith("data:"):
+        text = text[5:].split("\n", 1)[0]
     try:
         obj = json.loads(text)
         if isinstance(obj, dict) and "error" in obj:
@@ -86,7 +95,13 @@ def _error_text(raw: bytes) -> str:
 
 
 class _Sender:
-    def __init__(self, options: ReplayOptions, session: aiohttp.ClientSession, start: float, record: Callable[[RequestResult], None]):
+    def __init__(
+        self,
+        options: ReplayOptions,
+        session: aiohttp.ClientSession,
+        start: float,
+        record: Callable[[RequestResult], None],
+    ):
         self.options = options
         self.session = session
         self.start = start
@@ -112,11 +127,17 @@ class _Sender:
             clipped_output=planned.clipped_output,
         )
         try:
-            async with self.session.post(self.options.router_url + planned.path, data=planned.body, headers=planned.headers) as resp:
+            async with self.session.post(
+                self.options.router_url + planned.path, data=planned.body, headers=planned.headers
+            ) as resp:
                 result.http_status = resp.status
                 result.replica = resp.headers.get(REPLICA_HEADER)
                 if resp.status == 429:
-                    result.status, result.reason, result.error = "shed", "shed", _error_text(await resp.read())
+                    result.status, result.reason, result.error = (
+                        "shed",
+                        "shed",
+                        _error_text(await resp.read()),
+                    )
                 elif resp.status != 200:
                     result.reason, result.error = f"http_{resp.status}", _error_text(await resp.read())
                 elif planned.stream:

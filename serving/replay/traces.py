@@ -21,7 +21,8 @@ Decisions (documented in the CLI help and tested):
 - Rate traces: ts_s strictly increasing, rate >= 0; the last interval lasts as long as the
   one before it (1 s for a one-row trace). Arrivals are generated lazily (a ServeGen day at
   ~1000 rps is far too many to hold), from a seeded numpy Generator: a Poisson count per
-  interval, then that many uniform times sorted (an exact Poisson process in the interval).
+  piece of an interval (pieces of <= 4096 expected arrivals), then that many uniform times
+  sorted (an exact Poisson process).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ RequestKind = Literal["chat", "classifier"]
 AZURE_HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 RATE_HEADERS = (("ts_s", "rate_rps"), ("ts_s", "agg_rate_rps"))
 _MAX_SKIPPED_EXAMPLES = 5
+_ARRIVALS_PER_PIECE = 4096  # expected arrivals drawn at once (bounds memory of a busy interval)
 
 
 class TraceError(ValueError):
@@ -161,7 +163,9 @@ def _error(path: Path, line: int, message: str) -> TraceError:
 # --- token traces ----------------------------------------------------------------------------
 
 
-def iter_azure(lines: Iterable[str], path: Path, report: ParseReport, skip_bad_lines: bool = False) -> Iterator[TraceRequest]:
+def iter_azure(
+    lines: Iterable[str], path: Path, report: ParseReport, skip_bad_lines: bool = False
+) -> Iterator[TraceRequest]:
     """Yield chat requests from Azure CSV lines (the header line included)."""
     it = iter(lines)
     header = next(it, None)
@@ -174,12 +178,16 @@ def iter_azure(lines: Iterable[str], path: Path, report: ParseReport, skip_bad_l
             continue
         try:
             if len(row) != 3:
-                raise ValueError(f"expected 3 fields (TIMESTAMP,ContextTokens,GeneratedTokens), got {len(row)}")
+                raise ValueError(
+                    f"expected 3 fields (TIMESTAMP,ContextTokens,GeneratedTokens), got {len(row)}"
+                )
             ts_ns = parse_azure_timestamp_ns(row[0])
             input_length = _int_field("ContextTokens", row[1])
             output_length = _int_field("GeneratedTokens", row[2])
             if ts_ns < previous_ns:
-                raise ValueError(f"TIMESTAMP {row[0].strip()} is earlier than the line before (traces must be in time order)")
+                raise ValueError(
+                    f"TIMESTAMP {row[0].strip()} is earlier than the line before (traces must be in time order)"
+                )
         except ValueError as exc:
             if not skip_bad_lines:
                 raise _error(path, line_no, str(exc)) from None
@@ -191,7 +199,9 @@ def iter_azure(lines: Iterable[str], path: Path, report: ParseReport, skip_bad_l
         yield TraceRequest((ts_ns - first_ns) / 1e9, "chat", input_length, output_length, line_no)
 
 
-def iter_jsonl(lines: Iterable[str], path: Path, report: ParseReport, skip_bad_lines: bool = False) -> Iterator[TraceRequest]:
+def iter_jsonl(
+    lines: Iterable[str], path: Path, report: ParseReport, skip_bad_lines: bool = False
+) -> Iterator[TraceRequest]:
     """Yield chat requests from JSON lines `{"timestamp": ms, "input_length": n, "output_length": n}`."""
     first_ms: float | None = None
     previous_ms = -math.inf
@@ -220,7 +230,9 @@ def iter_jsonl(lines: Iterable[str], path: Path, report: ParseReport, skip_bad_l
                     raise ValueError(f"{key} {value} is negative")
                 lengths.append(value)
             if ts < previous_ms:
-                raise ValueError(f"timestamp {ts} is earlier than the line before (traces must be in time order)")
+                raise ValueError(
+                    f"timestamp {ts} is earlier than the line before (traces must be in time order)"
+                )
         except ValueError as exc:
             if not skip_bad_lines:
                 raise _error(path, line_no, str(exc)) from None
@@ -243,12 +255,16 @@ class RateInterval:
     line: int
 
 
-def parse_rate_rows(lines: Iterable[str], path: Path, report: ParseReport, skip_bad_lines: bool = False) -> list[RateInterval]:
+def parse_rate_rows(
+    lines: Iterable[str], path: Path, report: ParseReport, skip_bad_lines: bool = False
+) -> list[RateInterval]:
     """Validate a whole rate CSV (small: one row per interval) into intervals."""
     it = iter(lines)
     header = next(it, None)
     if header is None or _header_fields(header) not in RATE_HEADERS:
-        raise _error(path, 1, f"header {str(header).strip()[:80]!r} is not ts_s,rate_rps (or ts_s,agg_rate_rps)")
+        raise _error(
+            path, 1, f"header {str(header).strip()[:80]!r} is not ts_s,rate_rps (or ts_s,agg_rate_rps)"
+        )
     rows: list[tuple[float, float, int]] = []
     for line_no, row in enumerate(csv.reader(it), start=2):
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -261,7 +277,9 @@ def parse_rate_rows(lines: Iterable[str], path: Path, report: ParseReport, skip_
             if rate < 0:
                 raise ValueError(f"rate_rps {rate} is negative")
             if rows and ts_s <= rows[-1][0]:
-                raise ValueError(f"ts_s {ts_s:g} is not after the line before ({rows[-1][0]:g}); intervals must increase")
+                raise ValueError(
+                    f"ts_s {ts_s:g} is not after the line before ({rows[-1][0]:g}); intervals must increase"
+                )
         except ValueError as exc:
             if not skip_bad_lines:
                 raise _error(path, line_no, str(exc)) from None
@@ -278,18 +296,28 @@ def parse_rate_rows(lines: Iterable[str], path: Path, report: ParseReport, skip_
     return intervals
 
 
-def poisson_arrivals(intervals: Iterable[RateInterval], rate_scale: float = 1.0, seed: int = 0) -> Iterator[TraceRequest]:
+def poisson_arrivals(
+    intervals: Iterable[RateInterval], rate_scale: float = 1.0, seed: int = 0
+) -> Iterator[TraceRequest]:
     """Lazily yield classifier requests: a Poisson process at rate_rps * rate_scale per interval."""
     if rate_scale < 0 or not math.isfinite(rate_scale):
         raise TraceError(f"rate scale {rate_scale} must be a finite number >= 0")
     rng = np.random.default_rng(seed)
     for interval in intervals:
-        count = int(rng.poisson(interval.rate_rps * rate_scale * interval.duration_s))
-        if count == 0:
+        rate_rps = interval.rate_rps * rate_scale
+        if rate_rps <= 0:
             continue
-        times = np.sort(rng.uniform(0.0, interval.duration_s, size=count)) + interval.start_s
-        for t in times.tolist():
-            yield TraceRequest(t, "classifier", line=interval.line)
+        # Disjoint pieces of a Poisson process are independent Poisson processes, so splitting a
+        # busy interval into pieces of bounded expected count keeps memory flat and stays exact.
+        pieces = max(1, math.ceil(rate_rps * interval.duration_s / _ARRIVALS_PER_PIECE))
+        piece_s = interval.duration_s / pieces
+        for piece in range(pieces):
+            count = int(rng.poisson(rate_rps * piece_s))
+            if count == 0:
+                continue
+            start_s = interval.start_s + piece * piece_s
+            for t in (np.sort(rng.uniform(0.0, piece_s, size=count)) + start_s).tolist():
+                yield TraceRequest(t, "classifier", line=interval.line)
 
 
 def expected_arrivals(intervals: Iterable[RateInterval], rate_scale: float = 1.0) -> float:
@@ -299,7 +327,9 @@ def expected_arrivals(intervals: Iterable[RateInterval], rate_scale: float = 1.0
 # --- opening a trace -------------------------------------------------------------------------
 
 
-def _peek_nonempty(iterator: Iterator[TraceRequest], path: Path, report: ParseReport) -> Iterator[TraceRequest]:
+def _peek_nonempty(
+    iterator: Iterator[TraceRequest], path: Path, report: ParseReport
+) -> Iterator[TraceRequest]:
     first = next(iterator, None)
     if first is None:
         skipped = f" ({report.skipped_lines} bad lines skipped)" if report.skipped_lines else ""
@@ -329,7 +359,9 @@ def open_trace(
         raise TraceError(f"trace file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceError(f"cannot read trace file {path}: {exc}") from None
-    return parse_trace_text(text, path, fmt, limit=limit, rate_scale=rate_scale, seed=seed, skip_bad_lines=skip_bad_lines)
+    return parse_trace_text(
+        text, path, fmt, limit=limit, rate_scale=rate_scale, seed=seed, skip_bad_lines=skip_bad_lines
+    )
 
 
 def parse_trace_text(

@@ -7,7 +7,13 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-THRESHOLD_FIELDS = ("tier_complexity_threshold_ratio", "admit_below_load_ratio", "max_inflight_requests", "large_tier_model", "default_priority")
+THRESHOLD_FIELDS = (
+    "tier_complexity_threshold_ratio",
+    "admit_below_load_ratio",
+    "max_inflight_requests",
+    "large_tier_model",
+    "default_priority",
+)
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -23,7 +29,11 @@ def _number(field: str, value: Any) -> float:
 
 def validate_weights(payload: Any, known_replicas: Collection[str]) -> dict[str, float]:
     """`{"weights": {"replica-0": 3, ...}}` -> {name: weight}; weight >= 0 (0 drains)."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("weights"), dict) or not payload["weights"]:
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("weights"), dict)
+        or not payload["weights"]
+    ):
         raise AdminError('body must be {"weights": {"<replica>": <weight >= 0>, ...}}')
     extra = set(payload) - {"weights"}
     if extra:
@@ -72,7 +82,9 @@ def validate_thresholds(payload: Any, current: Mapping[str, Any]) -> dict[str, A
     if "admit_below_load_ratio" in payload:
         v = payload["admit_below_load_ratio"]
         if not isinstance(v, dict) or not v:
-            raise AdminError(f"admit_below_load_ratio = {v!r} is invalid: expected an object {{class: ratio}}")
+            raise AdminError(
+                f"admit_below_load_ratio = {v!r} is invalid: expected an object {{class: ratio}}"
+            )
         for name, ratio in v.items():
             field = f"admit_below_load_ratio.{name}"
             if not _CLASS_NAME.match(str(name)):

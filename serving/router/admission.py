@@ -29,7 +29,9 @@ def load_ratio(inflight: int, max_inflight_requests: int) -> float:
     return inflight / max_inflight_requests
 
 
-def shed_reason(priority: str, inflight: int, max_inflight_requests: int, thresholds: Mapping[str, float]) -> str | None:
+def shed_reason(
+    priority: str, inflight: int, max_inflight_requests: int, thresholds: Mapping[str, float]
+) -> str | None:
     """None to admit; otherwise the message of the 429 response."""
     load = inflight / max_inflight_requests
     threshold = thresholds[priority]

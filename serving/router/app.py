@@ -22,7 +22,7 @@ from serving.router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.router.metrics import RouterMetrics
 from serving.router.options import RouterOptions
 from serving.router.registry import Registry, Replica
-from serving.router.tiers import VIRTUAL_MODEL, SMALL_MODEL, TierError, resolve_model
+from serving.router.tiers import SMALL_MODEL, VIRTUAL_MODEL, TierError, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ class _Failover(Exception):
 class RouterApp:
     def __init__(self, options: RouterOptions, registry: Registry | None = None) -> None:
         # Own copy: admin updates change thresholds here, never the caller's object.
-        self.options = dataclasses.replace(options, admit_below_load_ratio=dict(options.admit_below_load_ratio))
+        self.options = dataclasses.replace(
+            options, admit_below_load_ratio=dict(options.admit_below_load_ratio)
+        )
         self.registry = registry or Registry(
             options.state_path,
             health_check_interval_s=options.health_check_interval_s,
@@ -61,12 +63,16 @@ class RouterApp:
         self.inflight = 0
         self.metrics = RouterMetrics(self.registry, lambda: self.inflight)
         self.session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(total=options.upstream_timeout_s, sock_connect=CONNECT_TIMEOUT_S)
+        self._timeout = aiohttp.ClientTimeout(
+            total=options.upstream_timeout_s, sock_connect=CONNECT_TIMEOUT_S
+        )
         # Streams may run long: bound the silence between chunks, not the total.
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=options.upstream_timeout_s
         )
-        self._retry_counters = {r: self.metrics.retries.labels(r) for r in ("infer", "generate", "generate_stream")}
+        self._retry_counters = {
+            r: self.metrics.retries.labels(r) for r in ("infer", "generate", "generate_stream")
+        }
         self._shed_counters: dict[str, object] = {}
         self._error_counters: dict[tuple[str, str], object] = {}
 
@@ -116,7 +122,9 @@ class RouterApp:
         opts = self.options
         headers = request.headers
         try:
-            priority = parse_priority(headers.get("X-Priority"), opts.default_priority, opts.admit_below_load_ratio)
+            priority = parse_priority(
+                headers.get("X-Priority"), opts.default_priority, opts.admit_below_load_ratio
+            )
             model = resolve_model(
                 request.match_info["model"],
                 headers.get("X-Complexity"),
@@ -165,7 +173,11 @@ class RouterApp:
             try:
                 async with self.session.post(rep.url(model, route), data=body, headers=fwd) as up:  # type: ignore[union-attr]
                     payload = await up.read()
-                    out = {"Content-Type": up.headers.get("Content-Type", "application/json"), REPLICA_HEADER: rep.name, MODEL_HEADER: model}
+                    out = {
+                        "Content-Type": up.headers.get("Content-Type", "application/json"),
+                        REPLICA_HEADER: rep.name,
+                        MODEL_HEADER: model,
+                    }
                     binary_len = up.headers.get(BINARY_HEADER)
                     if binary_len is not None:
                         out[BINARY_HEADER] = binary_len
@@ -180,10 +192,16 @@ class RouterApp:
                 continue
             except TimeoutError:
                 self._count_error(rep.name, "timeout")
-                return _error(504, f"replica {rep.name} did not answer within {self.options.upstream_timeout_s} s", {REPLICA_HEADER: rep.name})
+                return _error(
+                    504,
+                    f"replica {rep.name} did not answer within {self.options.upstream_timeout_s} s",
+                    {REPLICA_HEADER: rep.name},
+                )
             except aiohttp.ClientError as exc:
                 self._count_error(rep.name, "protocol")
-                return _error(502, f"replica {rep.name}: {type(exc).__name__}: {exc}", {REPLICA_HEADER: rep.name})
+                return _error(
+                    502, f"replica {rep.name}: {type(exc).__name__}: {exc}", {REPLICA_HEADER: rep.name}
+                )
             finally:
                 rep.inflight -= 1
             if status >= 500:
@@ -217,21 +235,31 @@ class RouterApp:
     ) -> web.StreamResponse:
         """Stream one replica's response; raises _Failover only before the client saw a byte."""
         try:
-            up = await self.session.post(rep.url(model, route), data=body, headers=fwd, timeout=self._stream_timeout)  # type: ignore[union-attr]
+            up = await self.session.post(
+                rep.url(model, route), data=body, headers=fwd, timeout=self._stream_timeout
+            )  # type: ignore[union-attr]
         except _CONNECT_ERRORS as exc:
             raise _Failover(self._connect_failed(rep, exc)) from None
         except _DISCONNECT_ERRORS as exc:
             raise _Failover(self._disconnected(rep, exc)) from None
         except TimeoutError:
             self._count_error(rep.name, "timeout")
-            return _error(504, f"replica {rep.name} did not answer within {self.options.upstream_timeout_s} s", {REPLICA_HEADER: rep.name})
+            return _error(
+                504,
+                f"replica {rep.name} did not answer within {self.options.upstream_timeout_s} s",
+                {REPLICA_HEADER: rep.name},
+            )
         async with up:
             if up.status != 200:
                 payload = await up.read()
                 if up.status >= 500:
                     self._count_error(rep.name, "status_5xx")
                 ctype = up.headers.get("Content-Type", "application/json")
-                return web.Response(status=up.status, body=payload, headers={"Content-Type": ctype, REPLICA_HEADER: rep.name, MODEL_HEADER: model})
+                return web.Response(
+                    status=up.status,
+                    body=payload,
+                    headers={"Content-Type": ctype, REPLICA_HEADER: rep.name, MODEL_HEADER: model},
+                )
             # Wait for the first chunk before answering, so a replica that dies now can still
             # be failed over: nothing has reached the client yet.
             try:
@@ -303,12 +331,16 @@ class RouterApp:
         return sorted(served)
 
     def _unknown_model(self, requested: str, resolved: str) -> web.Response:
-        what = f"model {requested!r}" if requested == resolved else f"model {resolved!r} (tier of {requested!r})"
+        what = (
+            f"model {requested!r}" if requested == resolved else f"model {resolved!r} (tier of {requested!r})"
+        )
         return _error(404, f"{what} is not served by any replica; served models: {self._served()}")
 
     def _no_replica(self, model: str, last_error: str) -> web.Response:
         if last_error:
-            return _error(502, f"no replica could take the request for model {model!r}; last error: {last_error}")
+            return _error(
+                502, f"no replica could take the request for model {model!r}; last error: {last_error}"
+            )
         return _error(503, f"no healthy replica serves model {model!r} right now", {"Retry-After": "1"})
 
     # --- plain endpoints ------------------------------------------------------------------
@@ -319,6 +351,7 @@ class RouterApp:
             {
                 "status": "ok",
                 "replicas": len(snap),
+                "healthy_replicas": sum(1 for r in snap if r["healthy"]),
                 "replicas_in_rotation": sum(1 for r in snap if r["in_rotation"]),
                 "inflight": self.inflight,
             },
@@ -331,7 +364,9 @@ class RouterApp:
     def _auth(self, request: web.Request) -> web.Response | None:
         code = check_bearer(request.headers.get("Authorization"), self.options.api_token)
         if code == 401:
-            return _error(401, "missing bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
+            return _error(
+                401, "missing bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"}
+            )
         if code == 403:
             return _error(403, "wrong bearer token")
         return None
@@ -388,7 +423,10 @@ class RouterApp:
 
 
 # ClientConnectorError: refused / unreachable. ConnectionTimeoutError: connect timed out.
-_CONNECT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+)
 # Connection dropped (server died mid-request, or closed a pooled keep-alive connection).
 _DISCONNECT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 

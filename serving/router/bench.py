@@ -22,9 +22,8 @@ WARMUP_REQUESTS = 20
 def classifier_body(rng: random.Random) -> bytes:
     """KServe v2 JSON body for the classifier models; fixed-width floats keep sizes equal."""
     data = ",".join(f"{rng.random():.6f}" for _ in range(FEATURES))
-    return (
-        '{"inputs":[{"name":"features","shape":[1,%d],"datatype":"FP32","data":[%s]}]}' % (FEATURES, data)
-    ).encode()
+    head = '{"inputs":[{"name":"features","shape":[1,' + str(FEATURES) + '],"datatype":"FP32","data":['
+    return (head + data + "]}]}").encode()
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -34,7 +33,9 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[idx]
 
 
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, out: list[float], errors: list[int]) -> None:
+async def _one(
+    session: aiohttp.ClientSession, url: str, body: bytes, out: list[float], errors: list[int]
+) -> None:
     start = time.perf_counter()
     try:
         async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
@@ -66,7 +67,9 @@ async def _measure(direct_url: str, router_url: str, model: str, rate_rps: float
     timeout = aiohttp.ClientTimeout(total=30)
     sessions = {
         path: aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=timeout, skip_auto_headers=("User-Agent", "Accept-Encoding")
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=timeout,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
         for path in urls
     }
@@ -84,7 +87,9 @@ async def _measure(direct_url: str, router_url: str, model: str, rate_rps: float
                 await asyncio.sleep(delay)
             else:
                 max_lag_s = max(max_lag_s, -delay)
-            tasks.append(asyncio.create_task(_one(sessions[path], urls[path], body, latencies[path], errors[path])))
+            tasks.append(
+                asyncio.create_task(_one(sessions[path], urls[path], body, latencies[path], errors[path]))
+            )
         await asyncio.gather(*tasks)
         wall_s = loop.time() - t0
     finally:
@@ -115,7 +120,9 @@ async def _measure(direct_url: str, router_url: str, model: str, rate_rps: float
     }
 
 
-def measure_router_overhead(direct_url: str, router_url: str, model: str, rate_rps: float, duration_s: float) -> dict:
+def measure_router_overhead(
+    direct_url: str, router_url: str, model: str, rate_rps: float, duration_s: float
+) -> dict:
     """Open-loop latency of direct vs via-router infer requests (see module doc for the method)."""
     if rate_rps <= 0 or duration_s <= 0:
         raise ValueError(f"rate_rps and duration_s must be > 0 (got {rate_rps}, {duration_s})")

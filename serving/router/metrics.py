@@ -27,21 +27,31 @@ class _ReplicaCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snap = self._registry.snapshot()
         inflight = GaugeMetricFamily(
-            "fleetpilot_router_replica_inflight_requests", "Requests the router has outstanding on a replica.", labels=["replica"]
+            "fleetpilot_router_replica_inflight_requests",
+            "Requests the router has outstanding on a replica.",
+            labels=["replica"],
         )
         healthy = GaugeMetricFamily(
-            "fleetpilot_router_replica_healthy", "1 when the replica's last health check passed.", labels=["replica"]
+            "fleetpilot_router_replica_healthy",
+            "1 when the replica's last health check passed.",
+            labels=["replica"],
         )
-        weight = GaugeMetricFamily("fleetpilot_router_replica_weight", "Balancing weight (0 = drained).", labels=["replica"])
+        weight = GaugeMetricFamily(
+            "fleetpilot_router_replica_weight", "Balancing weight (0 = drained).", labels=["replica"]
+        )
         ejected = GaugeMetricFamily(
-            "fleetpilot_router_replica_ejected", "1 while the replica is ejected after a connection failure.", labels=["replica"]
+            "fleetpilot_router_replica_ejected",
+            "1 while the replica is ejected after a connection failure.",
+            labels=["replica"],
         )
         for r in snap:
             inflight.add_metric([r["name"]], r["inflight"])
             healthy.add_metric([r["name"]], 1.0 if r["healthy"] else 0.0)
             weight.add_metric([r["name"]], r["weight"])
             ejected.add_metric([r["name"]], 1.0 if r["ejected"] else 0.0)
-        total = GaugeMetricFamily("fleetpilot_router_inflight_requests", "Requests in flight through the router.")
+        total = GaugeMetricFamily(
+            "fleetpilot_router_inflight_requests", "Requests in flight through the router."
+        )
         total.add_metric([], self._router_inflight())
         yield from (inflight, healthy, weight, ejected, total)
 
@@ -63,7 +73,10 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.shed = Counter(
-            "fleetpilot_router_shed_total", "Requests shed by admission control (HTTP 429).", ["priority"], registry=self.registry
+            "fleetpilot_router_shed_total",
+            "Requests shed by admission control (HTTP 429).",
+            ["priority"],
+            registry=self.registry,
         )
         self.upstream_errors = Counter(
             "fleetpilot_router_upstream_errors_total",
@@ -72,7 +85,10 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.retries = Counter(
-            "fleetpilot_router_retries_total", "Requests retried on another replica.", ["route"], registry=self.registry
+            "fleetpilot_router_retries_total",
+            "Requests retried on another replica.",
+            ["route"],
+            registry=self.registry,
         )
         self.registry.register(_ReplicaCollector(registry, router_inflight))
         self._latency_children: dict[tuple[str, str, str], object] = {}

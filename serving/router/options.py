@@ -22,7 +22,9 @@ class RouterOptions:
     port: int = 7000
     max_inflight_requests: int = 64  # router in-flight count at which load ratio is 1.0
     # Per priority class: admitted only while load ratio < this; lower classes shed first.
-    admit_below_load_ratio: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ADMIT_BELOW_LOAD_RATIO))
+    admit_below_load_ratio: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_ADMIT_BELOW_LOAD_RATIO)
+    )
     default_priority: str = "standard"  # class of a request without X-Priority
     tier_complexity_threshold_ratio: float = 0.5  # X-Complexity >= this -> large tier
     large_tier_model: str = "classifier-large"

@@ -76,7 +76,7 @@ class Registry:
         self._by_model: dict[str, list[Replica]] = {}
         self._rr: dict[tuple, dict[str, float]] = {}
         self._rng = rng or random.Random()
-        self._state_stamp: tuple[int, int] | None = None
+        self._state_stamp: tuple[int, int, int] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -85,9 +85,9 @@ class Registry:
         """Re-read the state file if it changed; returns replicas that are new or moved."""
         try:
             st = os.stat(self.state_path)
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # writers rename a new file in place
         except FileNotFoundError:
-            stamp = (0, 0)
+            stamp = (0, 0, 0)
         if stamp == self._state_stamp:
             return []
         try:
@@ -176,7 +176,7 @@ class Registry:
                 ok = resp.status == 200
                 if not ok:
                     rep.last_error = f"health check: HTTP {resp.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             ok = False
             rep.last_error = f"health check: {type(exc).__name__}: {exc}"
         if ok != rep.healthy and rep.checked:

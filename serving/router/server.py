@@ -95,7 +95,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def start_background(options: RouterOptions, run_dir: Path, ready_timeout_s: float = 30.0) -> BackgroundRouter:
+def start_background(
+    options: RouterOptions, run_dir: Path, ready_timeout_s: float = 30.0
+) -> BackgroundRouter:
     """Start the router as a detached process; return once /health answers."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,9 @@ def start_background(options: RouterOptions, run_dir: Path, ready_timeout_s: flo
     if pid_path.exists():
         old = int(pid_path.read_text().strip() or 0)
         if old and _pid_alive(old):
-            raise RouterStartError(f"a router is already running (pid {old}, pid file {pid_path}); stop it first")
+            raise RouterStartError(
+                f"a router is already running (pid {old}, pid file {pid_path}); stop it first"
+            )
     if _health_ok(options.url, 0.5):
         raise RouterStartError(f"something already answers on {options.url}")
     opts_path.write_text(json.dumps(options.to_json(), indent=2))
@@ -125,14 +129,18 @@ def start_background(options: RouterOptions, run_dir: Path, ready_timeout_s: flo
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pid_path.unlink(missing_ok=True)
-            raise RouterStartError(f"router exited with code {proc.returncode}; log {log_path}:\n{_log_tail(log_path)}")
+            raise RouterStartError(
+                f"router exited with code {proc.returncode}; log {log_path}:\n{_log_tail(log_path)}"
+            )
         if _health_ok(options.url, 0.5):
             return BackgroundRouter(proc.pid, options.url, log_path, pid_path)
         time.sleep(0.1)
     proc.kill()
     proc.wait()
     pid_path.unlink(missing_ok=True)
-    raise RouterStartError(f"router did not answer {options.url}/health within {ready_timeout_s} s; log {log_path}:\n{_log_tail(log_path)}")
+    raise RouterStartError(
+        f"router did not answer {options.url}/health within {ready_timeout_s} s; log {log_path}:\n{_log_tail(log_path)}"
+    )
 
 
 def stop_background(run_dir: Path, timeout_s: float = 10.0) -> int | None:

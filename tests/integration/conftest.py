@@ -6,6 +6,7 @@ fleet on the default ports is left alone.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,7 +93,13 @@ def router_url(fleet: RunningFleet) -> str:
     """A real router process (`fleetpilot router`) in front of the shared fleet."""
     fleet.settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log = open(fleet.settings.logs_dir / "test-router.log", "ab")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen([sys.executable, "-m", "controlplane", "router"], env=fleet.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controlplane", "router"],
+        env=fleet.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+    )
     url = f"http://127.0.0.1:{ROUTER_PORT}"
     try:
         _wait_http(f"{url}/health", 30, proc)
@@ -100,9 +107,8 @@ def router_url(fleet: RunningFleet) -> str:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                body = resp.read().decode()
-            if '"healthy_replicas": 0' not in body.replace("'", '"'):
-                break
+                if json.loads(resp.read()).get("healthy_replicas", 0) >= len(fleet.replicas):
+                    break
             time.sleep(0.2)
         yield url
     finally:

@@ -24,7 +24,13 @@ def _get_json(url: str) -> dict:
 
 
 def _cli(fleet, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "controlplane", *args], env=fleet.env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", *args],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_status_json_lists_ready_replicas_in_two_zones(fleet):
@@ -68,7 +74,11 @@ def test_bad_requests_give_clear_errors(fleet):
     with pytest.raises(FleetError, match="does not serve model 'nope'"):
         fleet.manager.set_instance_count(name, "nope", 2)
     out = _cli(fleet, "fleet", "remove", "replica-77")
-    assert out.returncode == 2 and "no replica named 'replica-77'" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 2
+        and "no replica named 'replica-77'" in out.stderr
+        and "Traceback" not in out.stderr
+    )
 
 
 def test_killed_replica_shows_as_exited_and_replace_restores(fleet):

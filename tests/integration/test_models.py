@@ -123,8 +123,12 @@ def test_vllm_metrics_exposed_with_counts(fleet):
     tokens, _, _ = _stream_chat(replica.grpc_url, PROMPT, 5)
     assert len(tokens) == 5
     after = _metrics(replica.metrics_url)
-    assert _metric(after, "vllm:prompt_tokens_total") - _metric(before, "vllm:prompt_tokens_total") == len(PROMPT)
-    assert _metric(after, "vllm:generation_tokens_total") - _metric(before, "vllm:generation_tokens_total") == 5
+    assert _metric(after, "vllm:prompt_tokens_total") - _metric(before, "vllm:prompt_tokens_total") == len(
+        PROMPT
+    )
+    assert (
+        _metric(after, "vllm:generation_tokens_total") - _metric(before, "vllm:generation_tokens_total") == 5
+    )
     for hist in ("vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds"):
         assert _metric(after, f"{hist}_count") - _metric(before, f"{hist}_count") == 1
     assert _metric(after, "vllm:time_per_output_token_seconds_count") >= 4

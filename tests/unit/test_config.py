@@ -45,7 +45,21 @@ def test_example_documents_every_field():
 
 
 def test_every_numeric_field_has_a_unit_in_its_name():
-    units = ("_s", "_ms", "_bytes", "_ratio", "_port", "_tokens", "_days", "_requests", "_count", "_default", "port", "retries", "_concurrency")
+    units = (
+        "_s",
+        "_ms",
+        "_bytes",
+        "_ratio",
+        "_port",
+        "_tokens",
+        "_days",
+        "_requests",
+        "_count",
+        "_default",
+        "port",
+        "retries",
+        "_concurrency",
+    )
     numeric = []
     for key in _keys(Settings):
         section, _, name = key.rpartition(".")

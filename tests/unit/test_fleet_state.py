@@ -13,8 +13,19 @@ from serving.fleet_state import FleetState, FleetStateError, ReplicaRecord, read
 
 
 def _rec(name, zone, slot=0, pid=None):
-    return ReplicaRecord(name=name, zone=zone, region="r", slot=slot, host="127.0.0.1", http_port=9000 + 3 * slot,
-                         grpc_port=9001 + 3 * slot, metrics_port=9002 + 3 * slot, pid=pid, models=["m"], workdir="/tmp/x")
+    return ReplicaRecord(
+        name=name,
+        zone=zone,
+        region="r",
+        slot=slot,
+        host="127.0.0.1",
+        http_port=9000 + 3 * slot,
+        grpc_port=9001 + 3 * slot,
+        metrics_port=9002 + 3 * slot,
+        pid=pid,
+        models=["m"],
+        workdir="/tmp/x",
+    )
 
 
 def test_state_round_trip_and_urls(tmp_path):

@@ -11,16 +11,16 @@ import pytest
 
 from serving.replay.traces import (
     EmptyTrace,
+    ParseReport,
     TraceError,
     open_trace,
     parse_azure_timestamp_ns,
     parse_rate_rows,
     parse_trace_text,
     poisson_arrivals,
-    ParseReport,
 )
 
-DATA = Path("/work/shared/data/traces")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"  # beside the repo, like conftest
 AZURE_CONV = DATA / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
 AZURE_CODE = DATA / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv"
 SERVEGEN_MID = DATA / "servegen" / "language_m-mid_aggregate_rate_10min.csv"
@@ -115,19 +115,51 @@ JS = '{"timestamp": 0, "input_length": 1, "output_length": 1}\n'
 @pytest.mark.parametrize(
     "text, name, message",
     [
-        (AZ + "2023-11-16 18:15:47.0,abc,1\n", "trace.csv", "trace.csv line 3: ContextTokens 'abc' is not an integer"),
-        (AZ + "2023-11-16 18:15:47.0,1,-4\n", "trace.csv", "trace.csv line 3: GeneratedTokens -4 is negative"),
+        (
+            AZ + "2023-11-16 18:15:47.0,abc,1\n",
+            "trace.csv",
+            "trace.csv line 3: ContextTokens 'abc' is not an integer",
+        ),
+        (
+            AZ + "2023-11-16 18:15:47.0,1,-4\n",
+            "trace.csv",
+            "trace.csv line 3: GeneratedTokens -4 is negative",
+        ),
         (AZ + "2023-11-16 18:15:47.0,1\n", "trace.csv", "trace.csv line 3: expected 3 fields"),
         (AZ + "yesterday,1,1\n", "trace.csv", "trace.csv line 3: TIMESTAMP 'yesterday' is not a timestamp"),
-        (AZ + "2023-11-16 18:15:47.x5,1,1\n", "trace.csv", "trace.csv line 3: TIMESTAMP '2023-11-16 18:15:47.x5' has a bad fractional"),
-        (AZ + "2023-11-16 18:15:40.0,1,1\n", "trace.csv", "trace.csv line 3: TIMESTAMP 2023-11-16 18:15:40.0 is earlier than the line before"),
+        (
+            AZ + "2023-11-16 18:15:47.x5,1,1\n",
+            "trace.csv",
+            "trace.csv line 3: TIMESTAMP '2023-11-16 18:15:47.x5' has a bad fractional",
+        ),
+        (
+            AZ + "2023-11-16 18:15:40.0,1,1\n",
+            "trace.csv",
+            "trace.csv line 3: TIMESTAMP 2023-11-16 18:15:40.0 is earlier than the line before",
+        ),
         (JS + "{not json}\n", "t.jsonl", "t.jsonl line 2: not valid JSON"),
         (JS + "[1, 2]\n", "t.jsonl", "t.jsonl line 2: expected a JSON object"),
         (JS + '{"timestamp": 5, "input_length": 1}\n', "t.jsonl", "t.jsonl line 2: missing output_length"),
-        (JS + '{"timestamp": "5", "input_length": 1, "output_length": 1}\n', "t.jsonl", "t.jsonl line 2: timestamp '5' is not a number"),
-        (JS + '{"timestamp": 5, "input_length": 1.5, "output_length": 1}\n', "t.jsonl", "t.jsonl line 2: input_length 1.5 is not an integer"),
-        (JS + '{"timestamp": 5, "input_length": 1, "output_length": -1}\n', "t.jsonl", "t.jsonl line 2: output_length -1 is negative"),
-        ('{"timestamp": 9, "input_length": 1, "output_length": 1}\n' + JS, "t.jsonl", "t.jsonl line 2: timestamp 0 is earlier than the line before"),
+        (
+            JS + '{"timestamp": "5", "input_length": 1, "output_length": 1}\n',
+            "t.jsonl",
+            "t.jsonl line 2: timestamp '5' is not a number",
+        ),
+        (
+            JS + '{"timestamp": 5, "input_length": 1.5, "output_length": 1}\n',
+            "t.jsonl",
+            "t.jsonl line 2: input_length 1.5 is not an integer",
+        ),
+        (
+            JS + '{"timestamp": 5, "input_length": 1, "output_length": -1}\n',
+            "t.jsonl",
+            "t.jsonl line 2: output_length -1 is negative",
+        ),
+        (
+            '{"timestamp": 9, "input_length": 1, "output_length": 1}\n' + JS,
+            "t.jsonl",
+            "t.jsonl line 2: timestamp 0 is earlier than the line before",
+        ),
         ("ts_s,rate_rps\n0,1\n60,fast\n", "r.csv", "r.csv line 3: rate_rps 'fast' is not a number"),
         ("ts_s,rate_rps\n0,1\n60,-2\n", "r.csv", "r.csv line 3: rate_rps -2.0 is negative"),
         ("ts_s,rate_rps\n0,1\n0,2\n", "r.csv", "r.csv line 3: ts_s 0 is not after the line before"),
@@ -186,7 +218,9 @@ def test_limit_stops_reading_before_a_later_bad_line():
 
 
 def test_rate_intervals_last_lasts_like_the_one_before():
-    intervals = parse_rate_rows(["ts_s,rate_rps\n", "100,1\n", "160,2\n", "220,3\n"], Path("r.csv"), ParseReport())
+    intervals = parse_rate_rows(
+        ["ts_s,rate_rps\n", "100,1\n", "160,2\n", "220,3\n"], Path("r.csv"), ParseReport()
+    )
     assert [(i.start_s, i.duration_s, i.rate_rps, i.line) for i in intervals] == [
         (0.0, 60.0, 1.0, 2),
         (60.0, 60.0, 2.0, 3),
@@ -196,7 +230,9 @@ def test_rate_intervals_last_lasts_like_the_one_before():
     assert single[0].duration_s == 1.0
 
 
-@pytest.mark.parametrize("rate_rps, duration_s, scale", [(50.0, 100.0, 1.0), (1000.0, 600.0, 0.01), (3.0, 1000.0, 2.0)])
+@pytest.mark.parametrize(
+    "rate_rps, duration_s, scale", [(50.0, 100.0, 1.0), (1000.0, 600.0, 0.01), (3.0, 1000.0, 2.0)]
+)
 def test_poisson_counts_within_statistical_bound(rate_rps, duration_s, scale):
     text = f"ts_s,rate_rps\n0,{rate_rps}\n{duration_s},0\n"
     for seed in range(3):
@@ -248,7 +284,7 @@ def _need(path: Path) -> None:
         pytest.skip(f"real trace {path} is absent (shared data not mounted)")
 
 
-@pytest.mark.parametrize("path, rows", [(AZURE_CONV, 19366 - 1), (AZURE_CODE, 8819 - 1)])
+@pytest.mark.parametrize("path, rows", [(AZURE_CONV, 19366), (AZURE_CODE, 8819)])
 def test_real_azure_traces_parse_completely(path, rows):
     _need(path)
     trace = open_trace(path)

@@ -75,7 +75,13 @@ def test_inflight_normalised_by_weight():
 # --- admission ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "header, expected",
-    [(None, "standard"), ("", "standard"), ("premium", "premium"), ("Batch", "batch"), (" standard ", "standard")],
+    [
+        (None, "standard"),
+        ("", "standard"),
+        ("premium", "premium"),
+        ("Batch", "batch"),
+        (" standard ", "standard"),
+    ],
 )
 def test_parse_priority(header, expected):
     assert parse_priority(header, "standard", CLASSES) == expected
@@ -130,7 +136,9 @@ def test_large_tier_model_is_configurable():
     assert resolve_model("classifier", "0.7", None, 0.5, "classifier-large-int8") == "classifier-large-int8"
 
 
-@pytest.mark.parametrize("complexity, tier", [("abc", None), ("1.5", None), ("-0.1", None), ("nan", None), (None, "huge")])
+@pytest.mark.parametrize(
+    "complexity, tier", [("abc", None), ("1.5", None), ("-0.1", None), ("nan", None), (None, "huge")]
+)
 def test_bad_tier_headers(complexity, tier):
     with pytest.raises(TierError):
         resolve_model("classifier", complexity, tier, 0.5, "classifier-large")
@@ -212,7 +220,9 @@ def test_validate_thresholds_rejects(payload, message):
 
 
 def test_validate_thresholds_merges_classes():
-    out = validate_thresholds({"admit_below_load_ratio": {"batch": 0.3, "bulk": 0.2}, "max_inflight_requests": 10}, CURRENT)
+    out = validate_thresholds(
+        {"admit_below_load_ratio": {"batch": 0.3, "bulk": 0.2}, "max_inflight_requests": 10}, CURRENT
+    )
     assert out == {
         "admit_below_load_ratio": {"premium": 1.0, "standard": 0.8, "batch": 0.3, "bulk": 0.2},
         "max_inflight_requests": 10,

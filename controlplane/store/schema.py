@@ -1,0 +1,349 @@
+"""Versioned schema migrations, rendered for one node or for a cluster.
+
+Each migration is a list of idempotent statements (IF NOT EXISTS), applied in version order
+and recorded in `schema_migrations`; a half-applied migration is simply re-run.
+
+With `cluster` set the same migrations render `ON CLUSTER '<c>'`, Replicated engines on
+`<table>_local`, and a `Distributed` table named `<table>` over them, so every query in the
+code base (derived.py, the API) reads `<table>` in both layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Tables that get a Distributed front in cluster mode, with their sharding key.
+# Samples and rollups shard by target so a replica's series live together.
+_SHARD_KEYS = {
+    "samples": "cityHash64(target)",
+    "samples_1m": "cityHash64(target)",
+    "samples_1h": "cityHash64(target)",
+    "fleet_1m": "rand()",
+    "fleet_1h": "rand()",
+    "anomaly_events": "rand()",
+    "forecasts": "rand()",
+    "decisions": "rand()",
+    "actions": "rand()",
+    "replica_spec": "cityHash64(replica)",
+    "replica_status": "cityHash64(replica)",
+}
+RAW_TABLES = ("samples",)
+ROLLUP_TABLES = ("samples_1m", "samples_1h", "fleet_1m", "fleet_1h")
+EVENT_TABLES = ("anomaly_events", "forecasts", "decisions", "actions", "replica_spec", "replica_status")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How to spell names and engines: single node (cluster None) or a cluster."""
+
+    database: str = "default"
+    cluster: str | None = None
+    raw_ttl_days: int = 14
+    rollup_ttl_days: int = 400
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER '{self.cluster}'" if self.cluster else ""
+
+    def local(self, table: str) -> str:
+        """The table that holds data: `<t>_local` in a cluster, `<t>` otherwise."""
+        return f"{table}_local" if self.cluster else table
+
+    def engine(self, kind: str, table: str, args: str = "", shared: bool = False) -> str:
+        """`MergeTree`-family engine; Replicated with a ZooKeeper path per shard in a cluster."""
+        if not self.cluster:
+            return f"{kind}({args})"
+        shard = "all" if shared else "{shard}"
+        path = f"'/clickhouse/tables/{shard}/{self.database}/{self.local(table)}', '{{replica}}'"
+        return f"Replicated{kind}({path}{', ' + args if args else ''})"
+
+    def dedup_setting(self) -> str:
+        # Insert-token dedup needs a window; the replicated engines keep theirs in Keeper.
+        return "replicated_deduplication_window = 1000" if self.cluster else "non_replicated_deduplication_window = 1000"
+
+    def ttl(self, days: int, column: str = "ts") -> str:
+        return f"TTL toDateTime({column}) + INTERVAL {int(days)} DAY"
+
+    def distributed(self, table: str) -> list[str]:
+        if not self.cluster:
+            return []
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table}{self.on_cluster} AS {self.local(table)} "
+            f"ENGINE = Distributed('{self.cluster}', '{self.database}', '{self.local(table)}', {_SHARD_KEYS[table]})"
+        ]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+# ---- 1: raw samples -------------------------------------------------------------------------
+
+
+def _samples(lay: Layout) -> list[str]:
+    t = lay.local("samples")
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {t}{lay.on_cluster} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    target LowCardinality(String),
+    zone LowCardinality(String),
+    region LowCardinality(String),
+    model LowCardinality(String),
+    metric LowCardinality(String),
+    labels Map(LowCardinality(String), String),
+    kind LowCardinality(String),
+    value Float64 CODEC(Gorilla, ZSTD(1)),
+    series_id UInt64,
+    -- reset-safe increase since the previous sample of the series (0 for gauges), set at insert
+    delta Float64 CODEC(Gorilla, ZSTD(1))
+) ENGINE = {lay.engine("MergeTree", "samples")}
+PARTITION BY toDate(ts)
+ORDER BY (metric, model, target, series_id, ts)
+{lay.ttl(lay.raw_ttl_days)}
+SETTINGS {lay.dedup_setting()}""",
+        *lay.distributed("samples"),
+    ]
+
+
+# ---- 2: rollups -----------------------------------------------------------------------------
+# samples_1m / samples_1h: one row per series and bucket (per-target drill-down).
+# fleet_1m / fleet_1h: summed across all targets per (metric, model, le, reason), so a fleet-wide
+# panel reads a few rows per minute whatever the number of replicas (zone/region breakdowns read
+# the per-series tables: keeping zones here made the 7-day p99 panel 8x larger and over 1 s).
+# MV targets need their own dedup window: otherwise a replayed batch is dropped from samples
+# but still fed to the views (seen on chDB 26.9; deduplicate_blocks_in_dependent_materialized_views
+# only acts on targets that keep a window).
+
+_STATE_COLS = """    min_value SimpleAggregateFunction(min, Float64),
+    max_value SimpleAggregateFunction(max, Float64),
+    sum_value SimpleAggregateFunction(sum, Float64),
+    count SimpleAggregateFunction(sum, UInt64),
+    increase SimpleAggregateFunction(sum, Float64)"""
+
+
+def _series_rollup(lay: Layout, table: str, partition: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {lay.local(table)}{lay.on_cluster} (
+    ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    metric LowCardinality(String),
+    model LowCardinality(String),
+    target LowCardinality(String),
+    series_id UInt64,
+    -- functionally dependent on series_id: `any` keeps them through merges
+    zone SimpleAggregateFunction(any, LowCardinality(String)),
+    region SimpleAggregateFunction(any, LowCardinality(String)),
+    kind SimpleAggregateFunction(any, LowCardinality(String)),
+    labels SimpleAggregateFunction(any, Map(String, String)),
+{_STATE_COLS},
+    first_value AggregateFunction(argMin, Float64, DateTime64(3, 'UTC')),
+    last_value AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))
+) ENGINE = {lay.engine("AggregatingMergeTree", table)}
+PARTITION BY {partition}
+ORDER BY (metric, model, target, series_id, ts)
+{lay.ttl(lay.rollup_ttl_days)}
+SETTINGS {lay.dedup_setting()}"""
+
+
+def _fleet_rollup(lay: Layout, table: str, partition: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {lay.local(table)}{lay.on_cluster} (
+    ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    metric LowCardinality(String),
+    model LowCardinality(String),
+    le LowCardinality(String),
+    reason LowCardinality(String),
+{_STATE_COLS}
+) ENGINE = {lay.engine("AggregatingMergeTree", table)}
+PARTITION BY {partition}
+ORDER BY (metric, model, le, reason, ts)
+{lay.ttl(lay.rollup_ttl_days)}
+SETTINGS {lay.dedup_setting()}"""
+
+
+def _rollups(lay: Layout) -> list[str]:
+    src = lay.local("samples")
+    oc = lay.on_cluster
+    out = [
+        # Daily partitions for minute data; hourly rows are small, so monthly partitions.
+        _series_rollup(lay, "samples_1m", "toDate(ts)"),
+        _series_rollup(lay, "samples_1h", "toStartOfMonth(ts)"),
+        _fleet_rollup(lay, "fleet_1m", "toDate(ts)"),
+        _fleet_rollup(lay, "fleet_1h", "toStartOfMonth(ts)"),
+        # Raw -> 1m per series.
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS samples_1m_mv{oc} TO {lay.local("samples_1m")} AS
+SELECT toStartOfMinute(s.ts) AS ts, s.metric AS metric, s.model AS model, s.target AS target,
+    s.series_id AS series_id, any(s.zone) AS zone, any(s.region) AS region, any(s.kind) AS kind,
+    any(s.labels) AS labels, min(s.value) AS min_value, max(s.value) AS max_value,
+    sum(s.value) AS sum_value, count() AS count, sum(s.delta) AS increase,
+    argMinState(s.value, s.ts) AS first_value, argMaxState(s.value, s.ts) AS last_value
+FROM {src} AS s
+GROUP BY ts, metric, model, target, series_id""",
+        # 1m block -> 1h (chained: cheaper than re-reading raw rows).
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS samples_1h_mv{oc} TO {lay.local("samples_1h")} AS
+SELECT toStartOfHour(m.ts) AS ts, m.metric AS metric, m.model AS model, m.target AS target,
+    m.series_id AS series_id, any(m.zone) AS zone, any(m.region) AS region, any(m.kind) AS kind,
+    any(m.labels) AS labels, min(m.min_value) AS min_value, max(m.max_value) AS max_value,
+    sum(m.sum_value) AS sum_value, sum(m.count) AS count, sum(m.increase) AS increase,
+    argMinMergeState(m.first_value) AS first_value, argMaxMergeState(m.last_value) AS last_value
+FROM {lay.local("samples_1m")} AS m
+GROUP BY ts, metric, model, target, series_id""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS fleet_1m_mv{oc} TO {lay.local("fleet_1m")} AS
+SELECT toStartOfMinute(s.ts) AS ts, s.metric AS metric, s.model AS model,
+    s.labels['le'] AS le, s.labels['reason'] AS reason,
+    min(s.value) AS min_value, max(s.value) AS max_value, sum(s.value) AS sum_value,
+    count() AS count, sum(s.delta) AS increase
+FROM {src} AS s
+GROUP BY ts, metric, model, le, reason""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS fleet_1h_mv{oc} TO {lay.local("fleet_1h")} AS
+SELECT toStartOfHour(m.ts) AS ts, m.metric AS metric, m.model AS model, m.le AS le, m.reason AS reason,
+    min(m.min_value) AS min_value, max(m.max_value) AS max_value, sum(m.sum_value) AS sum_value,
+    sum(m.count) AS count, sum(m.increase) AS increase
+FROM {lay.local("fleet_1m")} AS m
+GROUP BY ts, metric, model, le, reason""",
+    ]
+    for t in ROLLUP_TABLES:
+        out += lay.distributed(t)
+    return out
+
+
+# ---- 3: control-plane tables (filled by later issues) ----------------------------------------
+
+
+def _events(lay: Layout) -> list[str]:
+    oc = lay.on_cluster
+    ttl = lay.ttl(lay.rollup_ttl_days)
+    out = [
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("anomaly_events")}{oc} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    event_id String,
+    detector LowCardinality(String),
+    model LowCardinality(String),
+    replica LowCardinality(String),
+    zone LowCardinality(String),
+    metric LowCardinality(String),
+    severity LowCardinality(String),
+    score Float64,
+    threshold Float64,
+    observed_value Float64,
+    expected_value Float64,
+    reason_codes Array(LowCardinality(String)),
+    inputs String,  -- JSON: the window and parameters the detector saw
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC')
+) ENGINE = {lay.engine("MergeTree", "anomaly_events")}
+PARTITION BY toDate(ts)
+ORDER BY (model, replica, ts)
+{ttl}""",
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("forecasts")}{oc} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),  -- when the forecast was made
+    forecaster LowCardinality(String),
+    model LowCardinality(String),
+    metric LowCardinality(String),
+    target_ts DateTime64(3, 'UTC'),  -- the time the value is forecast for
+    horizon_s UInt32,
+    value Float64 CODEC(Gorilla, ZSTD(1)),
+    lower Float64,
+    upper Float64,
+    inputs String
+) ENGINE = {lay.engine("MergeTree", "forecasts")}
+PARTITION BY toDate(ts)
+ORDER BY (metric, model, target_ts, ts)
+{ttl}""",
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("decisions")}{oc} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    decision_id String,
+    policy LowCardinality(String),
+    mode LowCardinality(String),  -- observe | recommend | act
+    model LowCardinality(String),
+    replica LowCardinality(String),
+    action LowCardinality(String),  -- e.g. scale_up, drain, set_instances, none
+    params String,  -- JSON arguments of the action
+    reason_codes Array(LowCardinality(String)),
+    inputs String,  -- JSON: the signals the decision was made from
+    confidence_ratio Float64
+) ENGINE = {lay.engine("MergeTree", "decisions")}
+PARTITION BY toDate(ts)
+ORDER BY (model, ts)
+{ttl}""",
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("actions")}{oc} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    action_id String,
+    decision_id String,
+    actuator LowCardinality(String),
+    action LowCardinality(String),
+    mode LowCardinality(String),
+    model LowCardinality(String),
+    replica LowCardinality(String),
+    params String,
+    outcome LowCardinality(String),  -- ok | failed | skipped | rolled_back
+    error String,
+    duration_ms Float64
+) ENGINE = {lay.engine("MergeTree", "actions")}
+PARTITION BY toDate(ts)
+ORDER BY (model, ts)
+{ttl}""",
+        # Desired state: the newest row per (replica, model) wins.
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("replica_spec")}{oc} (
+    ts DateTime64(3, 'UTC'),
+    replica LowCardinality(String),
+    model LowCardinality(String),
+    zone LowCardinality(String),
+    region LowCardinality(String),
+    desired_state LowCardinality(String),  -- running | drained | removed
+    instance_count UInt16,
+    weight Float64,
+    source LowCardinality(String),  -- cli | policy | api
+    decision_id String
+) ENGINE = {lay.engine("ReplacingMergeTree", "replica_spec", "ts")}
+ORDER BY (replica, model)""",
+        # Observed state history, compared against replica_spec.
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("replica_status")}{oc} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    replica LowCardinality(String),
+    model LowCardinality(String),
+    zone LowCardinality(String),
+    region LowCardinality(String),
+    state LowCardinality(String),  -- starting | ready | unhealthy | stopped
+    ready UInt8,
+    instance_count UInt16,
+    pid UInt32,
+    detail String
+) ENGINE = {lay.engine("MergeTree", "replica_status")}
+PARTITION BY toDate(ts)
+ORDER BY (replica, model, ts)
+{ttl}""",
+    ]
+    for t in EVENT_TABLES:
+        out += lay.distributed(t)
+    return out
+
+
+MIGRATIONS_TABLE = "schema_migrations"
+
+
+def migrations_table_ddl(lay: Layout) -> str:
+    # One Keeper path for the whole cluster (not per shard): every node sees the same history.
+    return f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE}{lay.on_cluster} (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = {lay.engine("ReplacingMergeTree", MIGRATIONS_TABLE, shared=True)}
+ORDER BY version"""
+
+
+def render_migrations(lay: Layout) -> list[Migration]:
+    return [
+        Migration(1, "raw_samples", tuple(_samples(lay))),
+        Migration(2, "rollups_1m_1h", tuple(_rollups(lay))),
+        Migration(3, "control_plane_tables", tuple(_events(lay))),
+    ]
+
+
+def ttl_alters(lay: Layout) -> dict[str, str]:
+    """`ALTER ... MODIFY TTL` per table, to apply a changed retention to an existing store."""
+    days = {t: lay.raw_ttl_days for t in RAW_TABLES}
+    days |= {t: lay.rollup_ttl_days for t in ROLLUP_TABLES}
+    return {
+        t: f"ALTER TABLE {lay.local(t)}{lay.on_cluster} MODIFY {lay.ttl(d)}" for t, d in days.items()
+    }
