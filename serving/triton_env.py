@@ -8,6 +8,7 @@ FIRST (otherwise the stub loads Debian's older libpython) and then the wheel's b
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -31,13 +32,12 @@ class TritonInstall:
 
 
 def _pytriton_root() -> Path:
-    try:
-        import pytriton  # noqa: PLC0415 - optional heavy import only when needed
-    except ImportError as exc:  # pragma: no cover - dependency of the project
-        raise TritonNotFound(
-            "nvidia-pytriton is not installed and no tritonserver_path is configured"
-        ) from exc
-    return Path(pytriton.__file__).resolve().parent
+    """The installed pytriton package folder, found without importing it (its __init__ pulls in
+    tritonclient and numpy, which is slow and breaks where numpy 2 is installed)."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise TritonNotFound("nvidia-pytriton is not installed and no tritonserver_path is configured")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def _build_backend_dir(pytriton_root: Path, target: Path) -> Path:

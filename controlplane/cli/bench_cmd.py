@@ -109,3 +109,17 @@ def bench_ingest(
 
     result = run_ingest_bench(targets=targets, models_per_target=models_per_target, rounds=rounds)
     print_json(result) if json_out else typer.echo(result)
+
+
+@bench_app.command("query")
+def bench_query(
+    replicas: int = typer.Option(1000, "--replicas", min=1, help="Replicas in the synthetic fleet."),
+    days: float = typer.Option(7.0, "--days", min=0.1, help="History length (days)."),
+    json_out: bool = typer.Option(True, "--json/--no-json"),
+) -> None:
+    """Dashboard standard panels over days of a large fleet: from rollups vs raw, same run."""
+    from controlplane.store.bench_query import run_query_bench  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="fleetpilot-bench-query-") as tmp:
+        result = run_query_bench(tmp, replicas=replicas, days=days)
+    print_json(result) if json_out else typer.echo(result)

@@ -245,8 +245,12 @@ def run_query_bench(
         store.command("OPTIMIZE TABLE fleet_1m FINAL")
         store.command("OPTIMIZE TABLE fleet_1h FINAL")
         t3 = time.perf_counter()
-        rows = dict(store.query("SELECT 'samples', count() FROM samples UNION ALL SELECT 'fleet_1m', count() FROM fleet_1m "
-                                "UNION ALL SELECT 'fleet_1h', count() FROM fleet_1h UNION ALL SELECT 'samples_1m', count() FROM samples_1m").rows)
+        rows = dict(
+            store.query(
+                "SELECT 'samples', count() FROM samples UNION ALL SELECT 'fleet_1m', count() FROM fleet_1m "
+                "UNION ALL SELECT 'fleet_1h', count() FROM fleet_1h UNION ALL SELECT 'samples_1m', count() FROM samples_1m"
+            ).rows
+        )
         out["rows"] = rows
         out["generate_raw_s"] = round(t1 - t0, 2)
         out["generate_rollups_s"] = round(t2 - t1, 2)
@@ -264,7 +268,10 @@ def run_query_bench(
             f"WHERE ts >= toDateTime({slice_start}, 'UTC') AND ts < toDateTime({slice_start + 60 * check_minutes}, 'UTC') "
             "GROUP BY ts, metric, model, le ORDER BY ts, metric, model, le"
         )
-        diff = _max_rel_diff(store.query(cmp_sql.format(t="fleet_1m")).rows, store.query(cmp_sql.format(t="fleet_1m_check")).rows)
+        diff = _max_rel_diff(
+            store.query(cmp_sql.format(t="fleet_1m")).rows,
+            store.query(cmp_sql.format(t="fleet_1m_check")).rows,
+        )
         store.command("DROP TABLE fleet_1m_check")
         out["direct_rollups_match_views"] = diff < 1e-9
         out["direct_rollups_max_rel_diff"] = diff

@@ -46,8 +46,16 @@ TTFT_HISTOGRAM_S = "vllm:time_to_first_token_seconds"
 # vLLM renamed time_per_output_token to inter_token_latency; either is read.
 INTER_TOKEN_HISTOGRAMS_S = ("vllm:time_per_output_token_seconds", "vllm:inter_token_latency_seconds")
 GPU_METRICS = {
-    "triton": {"util": "nv_gpu_utilization", "mem": "nv_gpu_memory_used_bytes", "power": "nv_gpu_power_usage"},
-    "dcgm": {"util": "DCGM_FI_DEV_GPU_UTIL", "mem": "DCGM_FI_DEV_FB_USED", "power": "DCGM_FI_DEV_POWER_USAGE"},
+    "triton": {
+        "util": "nv_gpu_utilization",
+        "mem": "nv_gpu_memory_used_bytes",
+        "power": "nv_gpu_power_usage",
+    },
+    "dcgm": {
+        "util": "DCGM_FI_DEV_GPU_UTIL",
+        "mem": "DCGM_FI_DEV_FB_USED",
+        "power": "DCGM_FI_DEV_POWER_USAGE",
+    },
 }
 ENERGY_J = {"triton": "nv_energy_consumption", "dcgm": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}
 
@@ -73,9 +81,13 @@ class _Src:
     raw: bool  # ts is DateTime64 at sample resolution
 
 
-_RAW = dict(inc="delta", sum="value", count="1", max="value", le="labels['le']", reason="labels['reason']", raw=True)
-_SERIES = dict(inc="increase", sum="sum_value", count="count", max="max_value", le="labels['le']", reason="labels['reason']", raw=False)
-_FLEET = dict(inc="increase", sum="sum_value", count="count", max="max_value", le="le", reason="reason", raw=False)
+_RAW = dict(
+    inc="delta", sum="value", count="1", max="value", le="labels['le']", reason="labels['reason']", raw=True
+)
+# Per-series and fleet rollups both keep `le` and `reason` as columns.
+_SERIES = _FLEET = dict(
+    inc="increase", sum="sum_value", count="count", max="max_value", le="le", reason="reason", raw=False
+)
 
 
 @dataclass(frozen=True)
@@ -116,13 +128,17 @@ def _plan(
     start = int(math.floor(start_s / step) * step)
     end = int(math.ceil(end_s / step) * step)
     # Fleet rollups hold per-model sums only; anything per target, zone or region reads per-series rows.
-    need_series = per_series or bool(targets) or bool(zones) or any(b in by for b in ("target", "zone", "region"))
+    need_series = (
+        per_series or bool(targets) or bool(zones) or any(b in by for b in ("target", "zone", "region"))
+    )
     if res == "raw":
         src = _Src(table="samples", **_RAW)
     elif res == "values":
         src = _Src(table="", **_RAW)  # filled in by _from: a window-function subquery
     else:
-        src = _Src(table=("samples_" if need_series else "fleet_") + res, **(_SERIES if need_series else _FLEET))
+        src = _Src(
+            table=("samples_" if need_series else "fleet_") + res, **(_SERIES if need_series else _FLEET)
+        )
     terms = []
     if models:
         terms.append(f"model IN {qlist(models)}")
@@ -175,7 +191,11 @@ def _finish(p: _Query, inner: str, values: Sequence[str], extra_by: Sequence[str
 def _counters(p: _Query, metrics: dict[str, Sequence[str]], extra_by: Sequence[tuple[str, str]] = ()) -> str:
     """Per bucket: `<alias>` = summed increase of the alias' metrics."""
     all_metrics = sorted({m for ms in metrics.values() for m in ms})
-    sums = ", ".join(f"sumIf({p.src.inc}, metric IN {qlist(ms)}) AS {alias}" for alias, ms in metrics.items())
+    # NULL (not 0) when a metric was not reported at all in the bucket: "unknown" is not "zero".
+    sums = ", ".join(
+        f"if(countIf(metric IN {qlist(ms)}) = 0, NULL, sumIf({p.src.inc}, metric IN {qlist(ms)})) AS {alias}"
+        for alias, ms in metrics.items()
+    )
     extra_sel = "".join(f", {expr} AS {name}" for name, expr in extra_by)
     extra_grp = [name for name, _ in extra_by]
     return (
@@ -188,29 +208,39 @@ def _gauges(p: _Query, metrics: dict[str, str]) -> str:
     """Per bucket: `<alias>_avg` and `<alias>_max` over all samples of the alias' metric."""
     parts = []
     for alias, m in metrics.items():
-        parts.append(f"sumIf({p.src.sum}, metric = {q(m)}) / nullIf(sumIf({p.src.count}, metric = {q(m)}), 0) AS {alias}_avg")
-        parts.append(f"if(countIf(metric = {q(m)}) = 0, NULL, maxIf({p.src.max}, metric = {q(m)})) AS {alias}_max")
+        parts.append(
+            f"sumIf({p.src.sum}, metric = {q(m)}) / nullIf(sumIf({p.src.count}, metric = {q(m)}), 0) AS {alias}_avg"
+        )
+        parts.append(
+            f"if(countIf(metric = {q(m)}) = 0, NULL, maxIf({p.src.max}, metric = {q(m)})) AS {alias}_max"
+        )
     return f"SELECT {_bucket(p)}{_by_cols(p)}, {', '.join(parts)} {_from(p, list(metrics.values()))} GROUP BY bucket{_by_cols(p)}"
 
 
 # ---- counters ---------------------------------------------------------------------------------
 
 
-def request_rate(start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto") -> str:
+def request_rate(
+    start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
+) -> str:
     """requests_per_s (successful), failures_per_s: Triton request counters."""
     p = _plan(start_s, end_s, step_s, by, models, targets, zones, source)
     inner = _counters(p, {"ok": [REQUEST_SUCCESS], "failed": [REQUEST_FAILURE]})
     return _finish(p, inner, [f"ok / {p.step_s} AS requests_per_s", f"failed / {p.step_s} AS failures_per_s"])
 
 
-def failures_by_reason(start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto") -> str:
+def failures_by_reason(
+    start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
+) -> str:
     """failures_per_s per `reason` label (REJECTED, CANCELED, BACKEND, OTHER)."""
     p = _plan(start_s, end_s, step_s, by, models, targets, zones, source)
     inner = _counters(p, {"failed": [REQUEST_FAILURE]}, extra_by=[("reason", p.src.reason)])
     return _finish(p, inner, [f"failed / {p.step_s} AS failures_per_s"], extra_by=["reason"])
 
 
-def request_times(start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto") -> str:
+def request_times(
+    start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
+) -> str:
     """avg_{request,queue,compute_input,compute_infer,compute_output}_ms per successful request.
 
     Triton's compute durations exclude response-cache hits, so they are divided by the requests
@@ -222,30 +252,47 @@ def request_times(start_s, end_s, step_s=60, *, by=("model",), models=None, targ
     inner = _counters(p, metrics)
     values = []
     for name in DURATIONS_US:
-        den = "ok" if name in ("request", "queue") else "greatest(ok - hits, 0)"
+        den = "ok" if name in ("request", "queue") else "greatest(ok - ifNull(hits, 0), 0)"
         values.append(f"{name} / 1000.0 / nullIf({den}, 0) AS avg_{name}_ms")
     return _finish(p, inner, values)
 
 
-def batch_size(start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto") -> str:
+def batch_size(
+    start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
+) -> str:
     """avg_batch_size: inferences per model execution (dynamic batching efficiency)."""
     p = _plan(start_s, end_s, step_s, by, models, targets, zones, source)
     inner = _counters(p, {"inferences": [INFERENCE_COUNT], "execs": [EXEC_COUNT]})
     return _finish(p, inner, ["inferences / nullIf(execs, 0) AS avg_batch_size"])
 
 
-def cache_hit_ratio(start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto") -> str:
+def cache_hit_ratio(
+    start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
+) -> str:
     """cache_hit_ratio (0-1): response-cache hits / lookups."""
     p = _plan(start_s, end_s, step_s, by, models, targets, zones, source)
     inner = _counters(p, {"hits": [CACHE_HITS], "misses": [CACHE_MISSES]})
-    return _finish(p, inner, ["hits / nullIf(hits + misses, 0) AS cache_hit_ratio", f"(hits + misses) / {p.step_s} AS cache_lookups_per_s"])
+    return _finish(
+        p,
+        inner,
+        [
+            "hits / nullIf(hits + misses, 0) AS cache_hit_ratio",
+            f"(hits + misses) / {p.step_s} AS cache_lookups_per_s",
+        ],
+    )
 
 
-def token_rate(start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto") -> str:
+def token_rate(
+    start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
+) -> str:
     """generation_tokens_per_s, prompt_tokens_per_s (vLLM-style token counters)."""
     p = _plan(start_s, end_s, step_s, by, models, targets, zones, source)
     inner = _counters(p, {"gen": [GENERATION_TOKENS], "prompt": [PROMPT_TOKENS]})
-    return _finish(p, inner, [f"gen / {p.step_s} AS generation_tokens_per_s", f"prompt / {p.step_s} AS prompt_tokens_per_s"])
+    return _finish(
+        p,
+        inner,
+        [f"gen / {p.step_s} AS generation_tokens_per_s", f"prompt / {p.step_s} AS prompt_tokens_per_s"],
+    )
 
 
 def energy_per_1k_inferences(
@@ -262,7 +309,10 @@ def energy_per_1k_inferences(
     return _finish(
         p,
         inner,
-        ["energy_j * 1000.0 / nullIf(inferences, 0) AS energy_j_per_1k_inferences", f"energy_j / {p.step_s} AS power_w"],
+        [
+            "energy_j * 1000.0 / nullIf(inferences, 0) AS energy_j_per_1k_inferences",
+            f"energy_j / {p.step_s} AS power_w",
+        ],
     )
 
 
@@ -346,18 +396,40 @@ def histogram_quantile(
 
 def latency_percentile(start_s, end_s, step_s=60, *, quantile=0.99, metric=LATENCY_HISTOGRAM_MS, **kw) -> str:
     """p<q>_latency_ms per model from Triton's first-response latency histogram (ms)."""
-    return histogram_quantile(metric, quantile, start_s, end_s, step_s, name=f"p{quantile * 100:g}_latency_ms".replace(".", "_"), **kw)
+    return histogram_quantile(
+        metric,
+        quantile,
+        start_s,
+        end_s,
+        step_s,
+        name=f"p{quantile * 100:g}_latency_ms".replace(".", "_"),
+        **kw,
+    )
 
 
 def ttft_percentile(start_s, end_s, step_s=60, *, quantile=0.99, **kw) -> str:
     """ttft_p<q>_s: time to first token (s)."""
-    return histogram_quantile(TTFT_HISTOGRAM_S, quantile, start_s, end_s, step_s, name=f"ttft_p{quantile * 100:g}_s".replace(".", "_"), **kw)
+    return histogram_quantile(
+        TTFT_HISTOGRAM_S,
+        quantile,
+        start_s,
+        end_s,
+        step_s,
+        name=f"ttft_p{quantile * 100:g}_s".replace(".", "_"),
+        **kw,
+    )
 
 
 def inter_token_percentile(start_s, end_s, step_s=60, *, quantile=0.99, **kw) -> str:
     """itl_p<q>_s: time between output tokens (s)."""
     return histogram_quantile(
-        INTER_TOKEN_HISTOGRAMS_S, quantile, start_s, end_s, step_s, name=f"itl_p{quantile * 100:g}_s".replace(".", "_"), **kw
+        INTER_TOKEN_HISTOGRAMS_S,
+        quantile,
+        start_s,
+        end_s,
+        step_s,
+        name=f"itl_p{quantile * 100:g}_s".replace(".", "_"),
+        **kw,
     )
 
 

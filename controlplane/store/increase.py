@@ -63,7 +63,12 @@ class IncreaseTracker:
         return found, np.where(found, self._ts[pos_c], 0), np.where(found, self._val[pos_c], 0.0)
 
     def compute(
-        self, sid: np.ndarray, ts_ms: np.ndarray, value: np.ndarray, cumulative: np.ndarray, seed: SeedFn | None = None
+        self,
+        sid: np.ndarray,
+        ts_ms: np.ndarray,
+        value: np.ndarray,
+        cumulative: np.ndarray,
+        seed: SeedFn | None = None,
     ) -> tuple[np.ndarray, Staged | None]:
         """Deltas for one batch (0 where not cumulative) and the state to commit after the insert."""
         delta = np.zeros(len(sid), np.float64)

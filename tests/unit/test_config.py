@@ -59,6 +59,9 @@ def test_every_numeric_field_has_a_unit_in_its_name():
         "port",
         "retries",
         "_concurrency",
+        "_index",
+        "_rows",
+        "_per_target",
     )
     numeric = []
     for key in _keys(Settings):

@@ -34,8 +34,17 @@ def put(store, rows):
 
 def counter(target, metric, values, *, model="", labels=None, kind="counter", step_s=15, t0=T0, zone="z1"):
     return [
-        dict(ts=t0 + i * step_s, target=target, zone=zone, region="r1", model=model, metric=metric, kind=kind,
-             value=float(v), labels=labels or {})
+        dict(
+            ts=t0 + i * step_s,
+            target=target,
+            zone=zone,
+            region="r1",
+            model=model,
+            metric=metric,
+            kind=kind,
+            value=float(v),
+            labels=labels or {},
+        )
         for i, v in enumerate(values)
     ]
 
@@ -56,10 +65,12 @@ def test_request_rate(store, source):
         put(store, counter("rate-b", d.REQUEST_SUCCESS, ramp(12, 5, 7), model="rate-m"))
     res = rows_of(store, d.request_rate(T0 + 60, T0 + 180, 60, models=["rate-m"], source=source))
     assert [r["requests_per_s"] for r in res] == pytest.approx([60 / 60, 60 / 60])
-    per_target = rows_of(store, d.request_rate(T0 + 60, T0 + 180, 60, by=("target",), models=["rate-m"], source=source))
-    assert {r["target"]: r["requests_per_s"] for r in per_target if r["ts"].timestamp() == T0 + 60} == pytest.approx(
-        {"rate-a": 40 / 60, "rate-b": 20 / 60}
+    per_target = rows_of(
+        store, d.request_rate(T0 + 60, T0 + 180, 60, by=("target",), models=["rate-m"], source=source)
     )
+    assert {
+        r["target"]: r["requests_per_s"] for r in per_target if r["ts"].timestamp() == T0 + 60
+    } == pytest.approx({"rate-a": 40 / 60, "rate-b": 20 / 60})
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -86,41 +97,76 @@ def test_histogram_percentiles(store, source):
     if source == "raw":
         rows = []
         for le, per_scrape in cum.items():
-            rows += counter("hist-a", d.LATENCY_HISTOGRAM_MS + "_bucket", ramp(9, per_scrape), model="hist-m",
-                            labels={"le": le}, kind="histogram")
+            rows += counter(
+                "hist-a",
+                d.LATENCY_HISTOGRAM_MS + "_bucket",
+                ramp(9, per_scrape),
+                model="hist-m",
+                labels={"le": le},
+                kind="histogram",
+            )
         put(store, rows)
-    res = rows_of(store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.99, models=["hist-m"], source=source))
+    res = rows_of(
+        store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.99, models=["hist-m"], source=source)
+    )
     assert len(res) == 1
     assert res[0]["p99_latency_ms"] == pytest.approx(50.0)  # rank 396 of 400 hits le=50 exactly
     assert res[0]["observations_per_s"] == pytest.approx(400 / 60)
-    p50 = rows_of(store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.5, models=["hist-m"], source=source))
+    p50 = rows_of(
+        store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.5, models=["hist-m"], source=source)
+    )
     assert p50[0]["p50_latency_ms"] == pytest.approx(10.0)
-    p70 = rows_of(store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.7, models=["hist-m"], source=source))
-    assert p70[0]["p70_latency_ms"] == pytest.approx(10 + 10 * (280 - 200) / (360 - 200))  # linear inside (10, 20]
-    p995 = rows_of(store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.995, models=["hist-m"], source=source))
+    p70 = rows_of(
+        store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.7, models=["hist-m"], source=source)
+    )
+    assert p70[0]["p70_latency_ms"] == pytest.approx(
+        10 + 10 * (280 - 200) / (360 - 200)
+    )  # linear inside (10, 20]
+    p995 = rows_of(
+        store, d.latency_percentile(T0 + 60, T0 + 120, 60, quantile=0.995, models=["hist-m"], source=source)
+    )
     assert p995[0]["p99_5_latency_ms"] == pytest.approx(50.0)  # in the +Inf bucket: highest finite bound
 
 
 def test_ttft_and_inter_token_percentiles_in_seconds(store):
     rows = []
     for le, n in {"0.05": 8, "0.1": 10, "+Inf": 10}.items():
-        rows += counter("tok-a", d.TTFT_HISTOGRAM_S + "_bucket", ramp(5, n), model="chat", labels={"le": le}, kind="histogram")
+        rows += counter(
+            "tok-a",
+            d.TTFT_HISTOGRAM_S + "_bucket",
+            ramp(5, n),
+            model="chat",
+            labels={"le": le},
+            kind="histogram",
+        )
     for le, n in {"0.01": 90, "0.02": 100, "+Inf": 100}.items():
-        rows += counter("tok-a", "vllm:inter_token_latency_seconds_bucket", ramp(5, n), model="chat", labels={"le": le}, kind="histogram")
+        rows += counter(
+            "tok-a",
+            "vllm:inter_token_latency_seconds_bucket",
+            ramp(5, n),
+            model="chat",
+            labels={"le": le},
+            kind="histogram",
+        )
     put(store, rows)
     ttft = rows_of(store, d.ttft_percentile(T0, T0 + 60, 60, quantile=0.5, models=["chat"], source="1m"))
     assert ttft[0]["ttft_p50_s"] == pytest.approx(0.05 * 0.5 / 0.8)
-    itl = rows_of(store, d.inter_token_percentile(T0, T0 + 60, 60, quantile=0.95, models=["chat"], source="raw"))
+    itl = rows_of(
+        store, d.inter_token_percentile(T0, T0 + 60, 60, quantile=0.95, models=["chat"], source="raw")
+    )
     assert itl[0]["itl_p95_s"] == pytest.approx(0.01 + 0.01 * (0.95 * 400 - 360) / 40)
 
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_cache_hit_ratio_and_batch_size(store, source):
     if source == "raw":
-        put(store, counter("cache-a", d.CACHE_HITS, ramp(9, 30), model="cache-m")
+        put(
+            store,
+            counter("cache-a", d.CACHE_HITS, ramp(9, 30), model="cache-m")
             + counter("cache-a", d.CACHE_MISSES, ramp(9, 10), model="cache-m")
             + counter("cache-a", d.INFERENCE_COUNT, ramp(9, 64), model="cache-m")
-            + counter("cache-a", d.EXEC_COUNT, ramp(9, 16), model="cache-m"))
+            + counter("cache-a", d.EXEC_COUNT, ramp(9, 16), model="cache-m"),
+        )
     res = rows_of(store, d.cache_hit_ratio(T0 + 60, T0 + 120, 60, models=["cache-m"], source=source))
     assert res[0]["cache_hit_ratio"] == pytest.approx(0.75)
     assert res[0]["cache_lookups_per_s"] == pytest.approx(160 / 60)
@@ -129,11 +175,14 @@ def test_cache_hit_ratio_and_batch_size(store, source):
 
 
 def test_request_times_are_milliseconds_per_request(store):
-    put(store, counter("times-a", d.REQUEST_SUCCESS, ramp(9, 250), model="times-m")
+    put(
+        store,
+        counter("times-a", d.REQUEST_SUCCESS, ramp(9, 250), model="times-m")
         + counter("times-a", d.CACHE_HITS, ramp(9, 50), model="times-m")
         + counter("times-a", d.DURATIONS_US["queue"], ramp(9, 500_000), model="times-m")  # 2 ms per request
         + counter("times-a", d.DURATIONS_US["request"], ramp(9, 1_250_000), model="times-m")  # 5 ms
-        + counter("times-a", d.DURATIONS_US["compute_infer"], ramp(9, 600_000), model="times-m"))  # 3 ms per executed
+        + counter("times-a", d.DURATIONS_US["compute_infer"], ramp(9, 600_000), model="times-m"),
+    )  # 3 ms per executed
     r = rows_of(store, d.request_times(T0 + 60, T0 + 120, 60, models=["times-m"], source="1m"))[0]
     assert r["avg_queue_ms"] == pytest.approx(2.0)
     assert r["avg_request_ms"] == pytest.approx(5.0)
@@ -142,15 +191,26 @@ def test_request_times_are_milliseconds_per_request(store):
 
 
 def test_failures_by_reason(store):
-    put(store, counter("fail-a", d.REQUEST_FAILURE, ramp(5, 3), model="fail-m", labels={"reason": "BACKEND"})
-        + counter("fail-a", d.REQUEST_FAILURE, [0, 0, 6, 12, 18], model="fail-m", labels={"reason": "REJECTED"}))
+    put(
+        store,
+        counter("fail-a", d.REQUEST_FAILURE, ramp(5, 3), model="fail-m", labels={"reason": "BACKEND"})
+        + counter(
+            "fail-a", d.REQUEST_FAILURE, [0, 0, 6, 12, 18], model="fail-m", labels={"reason": "REJECTED"}
+        ),
+    )
     res = rows_of(store, d.failures_by_reason(T0, T0 + 60, 60, models=["fail-m"], source="1m"))
-    assert {r["reason"]: r["failures_per_s"] for r in res} == pytest.approx({"BACKEND": 9 / 60, "REJECTED": 18 / 60})
+    # window [T0, T0+60) holds the first 4 scrapes of each series
+    assert {r["reason"]: r["failures_per_s"] for r in res} == pytest.approx(
+        {"BACKEND": 9 / 60, "REJECTED": 12 / 60}
+    )
 
 
 def test_tokens_per_second(store):
-    put(store, counter("tokens-a", d.GENERATION_TOKENS, ramp(5, 150), model="tok-m")
-        + counter("tokens-a", d.PROMPT_TOKENS, ramp(5, 600), model="tok-m"))
+    put(
+        store,
+        counter("tokens-a", d.GENERATION_TOKENS, ramp(5, 150), model="tok-m")
+        + counter("tokens-a", d.PROMPT_TOKENS, ramp(5, 600), model="tok-m"),
+    )
     r = rows_of(store, d.token_rate(T0, T0 + 60, 60, models=["tok-m"], source="1m"))[0]
     assert (r["generation_tokens_per_s"], r["prompt_tokens_per_s"]) == pytest.approx((450 / 60, 1800 / 60))
 
@@ -159,10 +219,15 @@ def test_tokens_per_second(store):
 def test_energy_per_1k_inferences(store, source):
     # Energy: +150 J per scrape (10 W); inferences: +300 per scrape (20/s) -> 500 J per 1,000.
     if source == "raw":
-        put(store, counter("energy-a", d.ENERGY_J["triton"], ramp(9, 150, 5e6), labels={"gpu_uuid": "G"})
+        put(
+            store,
+            counter("energy-a", d.ENERGY_J["triton"], ramp(9, 150, 5e6), labels={"gpu_uuid": "G"})
             + counter("energy-a", d.INFERENCE_COUNT, ramp(9, 200), model="e-m1")
-            + counter("energy-a", d.INFERENCE_COUNT, ramp(9, 100), model="e-m2"))
-    r = rows_of(store, d.energy_per_1k_inferences(T0 + 60, T0 + 120, 60, targets=["energy-a"], source=source))[0]
+            + counter("energy-a", d.INFERENCE_COUNT, ramp(9, 100), model="e-m2"),
+        )
+    r = rows_of(
+        store, d.energy_per_1k_inferences(T0 + 60, T0 + 120, 60, targets=["energy-a"], source=source)
+    )[0]
     assert r["energy_j_per_1k_inferences"] == pytest.approx(500.0)
     assert r["power_w"] == pytest.approx(10.0)
 
@@ -195,9 +260,21 @@ def test_hourly_rollup_matches_raw(store):
 
 def test_unit_suffixes_on_every_value_column(store):
     units = ("_per_s", "_ms", "_s", "_ratio", "_bytes", "_w", "_per_1k_inferences", "avg_batch_size")
-    sqls = [f(T0, T0 + 60, 60) for f in (d.request_rate, d.request_times, d.cache_hit_ratio, d.token_rate,
-                                          d.batch_size, d.gpu, d.energy_per_1k_inferences, d.latency_percentile,
-                                          d.ttft_percentile, d.inter_token_percentile)]
+    sqls = [
+        f(T0, T0 + 60, 60)
+        for f in (
+            d.request_rate,
+            d.request_times,
+            d.cache_hit_ratio,
+            d.token_rate,
+            d.batch_size,
+            d.gpu,
+            d.energy_per_1k_inferences,
+            d.latency_percentile,
+            d.ttft_percentile,
+            d.inter_token_percentile,
+        )
+    ]
     for sql in sqls:
         for col in store.query(sql + " LIMIT 0").column_names:
             assert col in ("ts", "model") or col.endswith(units), col

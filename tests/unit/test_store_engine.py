@@ -26,24 +26,58 @@ def _batch(target: str, n: int = 4, t0: float | None = None, step_s: float = 15.
     t0 = t0 or (time.time() // 60 * 60 - 300)
     rows = []
     for i in range(n):
-        rows.append(dict(ts=t0 + i * step_s, target=target, model="m", metric="nv_inference_count", kind="counter", value=10.0 * (i + 1)))
-        rows.append(dict(ts=t0 + i * step_s, target=target, metric="nv_gpu_utilization", kind="gauge", value=0.5, labels={"gpu_uuid": "G0"}))
+        rows.append(
+            dict(
+                ts=t0 + i * step_s,
+                target=target,
+                model="m",
+                metric="nv_inference_count",
+                kind="counter",
+                value=10.0 * (i + 1),
+            )
+        )
+        rows.append(
+            dict(
+                ts=t0 + i * step_s,
+                target=target,
+                metric="nv_gpu_utilization",
+                kind="gauge",
+                value=0.5,
+                labels={"gpu_uuid": "G0"},
+            )
+        )
     return SampleBatch.from_rows(rows)
 
 
 def test_migrations_are_recorded_and_idempotent(store):
     assert store.applied_migrations() == [1, 2, 3]
     assert store.migrate() == []
-    tables = set(store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").column("name"))
-    for t in ("samples", "samples_1m", "samples_1h", "fleet_1m", "fleet_1h", "anomaly_events", "forecasts",
-              "decisions", "actions", "replica_spec", "replica_status", "schema_migrations"):
+    tables = set(
+        store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").column("name")
+    )
+    for t in (
+        "samples",
+        "samples_1m",
+        "samples_1h",
+        "fleet_1m",
+        "fleet_1h",
+        "anomaly_events",
+        "forecasts",
+        "decisions",
+        "actions",
+        "replica_spec",
+        "replica_status",
+        "schema_migrations",
+    ):
         assert t in tables, t
 
 
 def test_reopening_applies_a_changed_ttl(store):
     again = open_store(store.dsn, raw_ttl_days=3, rollup_ttl_days=30)
     try:
-        engines = dict(again.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()").rows)
+        engines = dict(
+            again.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()").rows
+        )
         assert "toIntervalDay(3)" in engines["samples"]
         assert "toIntervalDay(30)" in engines["fleet_1m"]
         assert again.applied_migrations() == [1, 2, 3]
@@ -59,10 +93,19 @@ def test_replayed_batch_leaves_one_copy_and_feeds_rollups_once(store):
     raw = store.query("SELECT count() FROM samples WHERE target = 'dedup-r'").rows[0][0]
     assert raw == 8
     for table in ("samples_1m", "samples_1h"):
-        cnt, inc = store.query(f"SELECT sum(count), sum(increase) FROM {table} WHERE target = 'dedup-r'").rows[0]
+        cnt, inc = store.query(
+            f"SELECT sum(count), sum(increase) FROM {table} WHERE target = 'dedup-r'"
+        ).rows[0]
         assert (cnt, inc) == (8, 30.0), table
-    cnt, inc = store.query("SELECT sum(count), sum(increase) FROM fleet_1m WHERE metric = 'nv_inference_count' AND model = 'm'").rows[0]
-    assert cnt >= 4 and inc == pytest.approx(30.0 * store.query("SELECT uniqExact(target) FROM samples WHERE metric = 'nv_inference_count' AND model = 'm'").rows[0][0])
+    cnt, inc = store.query(
+        "SELECT sum(count), sum(increase) FROM fleet_1m WHERE metric = 'nv_inference_count' AND model = 'm'"
+    ).rows[0]
+    assert cnt >= 4 and inc == pytest.approx(
+        30.0
+        * store.query(
+            "SELECT uniqExact(target) FROM samples WHERE metric = 'nv_inference_count' AND model = 'm'"
+        ).rows[0][0]
+    )
 
 
 def test_first_and_last_values_in_rollups(store):
@@ -90,7 +133,9 @@ def test_columnar_numpy_batch(store):
         series_id=np.full(n, 42, dtype=np.uint64),
     )
     assert store.insert_samples(batch, "np-1") == n
-    cnt, inc, lbl = store.query("SELECT count(), sum(delta), any(labels['k']) FROM samples WHERE target = 'np-r'").rows[0]
+    cnt, inc, lbl = store.query(
+        "SELECT count(), sum(delta), any(labels['k']) FROM samples WHERE target = 'np-r'"
+    ).rows[0]
     assert (cnt, inc, lbl) == (n, n - 1.0, "v")
 
 
@@ -129,10 +174,25 @@ def test_query_result_shapes(store):
 def test_control_plane_row_insert(store):
     store.insert_rows(
         "decisions",
-        [{"ts": time.time(), "decision_id": "d1", "policy": "p", "mode": "observe", "model": "m", "replica": "r",
-          "action": "none", "params": "{}", "reason_codes": ["LATENCY_P99_HIGH"], "inputs": "{}", "confidence_ratio": 0.5}],
+        [
+            {
+                "ts": time.time(),
+                "decision_id": "d1",
+                "policy": "p",
+                "mode": "observe",
+                "model": "m",
+                "replica": "r",
+                "action": "none",
+                "params": "{}",
+                "reason_codes": ["LATENCY_P99_HIGH"],
+                "inputs": "{}",
+                "confidence_ratio": 0.5,
+            }
+        ],
     )
-    assert store.query("SELECT reason_codes FROM decisions WHERE decision_id = 'd1'").rows == [(["LATENCY_P99_HIGH"],)]
+    assert store.query("SELECT reason_codes FROM decisions WHERE decision_id = 'd1'").rows == [
+        (["LATENCY_P99_HIGH"],)
+    ]
 
 
 @pytest.mark.parametrize(

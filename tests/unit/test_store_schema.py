@@ -52,7 +52,10 @@ def test_rollups_are_aggregating_with_longer_ttl_and_a_dedup_window(table):
     assert "INTERVAL 90 DAY" in ddl
     # Without its own window a view target is fed twice by a replayed batch.
     assert "non_replicated_deduplication_window" in ddl
-    assert any(s.startswith(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv") and f"TO {table} " in s for s in stmts)
+    assert any(
+        s.startswith(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv") and f"TO {table} " in s
+        for s in stmts
+    )
 
 
 def test_control_plane_tables_exist():
@@ -66,7 +69,12 @@ def test_control_plane_tables_exist():
 
 def test_single_node_has_no_cluster_spelling():
     text = "\n".join(_all(Layout()) + [migrations_table_ddl(Layout())])
-    assert "ON CLUSTER" not in text and "Replicated" not in text and "Distributed" not in text and "_local" not in text
+    assert (
+        "ON CLUSTER" not in text
+        and "Replicated" not in text
+        and "Distributed" not in text
+        and "_local" not in text
+    )
 
 
 def test_cluster_rendering():
@@ -81,11 +89,20 @@ def test_cluster_rendering():
     dist = [s for s in stmts if "ENGINE = Distributed" in s]
     names = {re.match(r"CREATE TABLE IF NOT EXISTS (\w+) ", s).group(1) for s in dist}
     assert names == {"samples", *ROLLUP_TABLES, *EVENT_TABLES}
-    assert any("AS samples_local ENGINE = Distributed('prod', 'fp', 'samples_local', cityHash64(target))" in s for s in dist)
+    assert any(
+        "AS samples_local ENGINE = Distributed('prod', 'fp', 'samples_local', cityHash64(target))" in s
+        for s in dist
+    )
     rollup = next(s for s in stmts if "EXISTS fleet_1m_local " in s)
-    assert "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/fp/fleet_1m_local', '{replica}')" in rollup
+    assert (
+        "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/fp/fleet_1m_local', '{replica}')"
+        in rollup
+    )
     spec = next(s for s in stmts if "EXISTS replica_spec_local " in s)
-    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fp/replica_spec_local', '{replica}', ts)" in spec
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fp/replica_spec_local', '{replica}', ts)"
+        in spec
+    )
     mv = next(s for s in stmts if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS samples_1m_mv"))
     assert "TO samples_1m_local AS" in mv and "FROM samples_local AS s" in mv
     # One migrations history for the whole cluster, not one per shard.
@@ -94,5 +111,8 @@ def test_cluster_rendering():
 
 def test_ttl_alters_target_local_tables():
     alters = ttl_alters(Layout(cluster="c", raw_ttl_days=2, rollup_ttl_days=30))
-    assert alters["samples"] == "ALTER TABLE samples_local ON CLUSTER 'c' MODIFY TTL toDateTime(ts) + INTERVAL 2 DAY"
+    assert (
+        alters["samples"]
+        == "ALTER TABLE samples_local ON CLUSTER 'c' MODIFY TTL toDateTime(ts) + INTERVAL 2 DAY"
+    )
     assert alters["fleet_1h"].endswith("INTERVAL 30 DAY")
