@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 
-from controlplane.config import StaticTarget
 from collectors.targets import Target
+from controlplane.config import StaticTarget
 
 log = logging.getLogger(__name__)
 

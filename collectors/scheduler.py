@@ -14,12 +14,12 @@ import numpy as np
 from opentelemetry.trace import Tracer
 
 from collectors.columns import Chunk
-from controlplane.config import CollectConfig
 from collectors.gpu import NvmlSampler
 from collectors.scrape import ScrapeOutcome, TargetState, scrape
 from collectors.sink import FlushResult, SampleStore, Sink
 from collectors.targets import Target, discover
 from collectors.telemetry import CollectorMetrics, make_tracer
+from controlplane.config import CollectConfig
 
 log = logging.getLogger(__name__)
 

@@ -91,8 +91,11 @@ def triton_environment(install: TritonInstall, extra: dict[str, str] | None = No
     env["LD_LIBRARY_PATH"] = ":".join(lib_path)
     # The stub runs model.py in isolated mode (PYTHONPATH is ignored), so each model.py puts
     # MODEL_PYTHONPATH_ENV on sys.path itself: our site-packages (torch) and the project root.
+    # Entries already in MODEL_PYTHONPATH_ENV come first: an overlay for the models alone (for
+    # example numpy<2, which Triton 2.51's python backend needs, where the host has numpy 2).
     project_root = str(Path(__file__).resolve().parent.parent)
-    paths = [project_root, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    overlay = [p for p in env.get(MODEL_PYTHONPATH_ENV, "").split(os.pathsep) if p]
+    paths = [*overlay, project_root, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     env[MODEL_PYTHONPATH_ENV] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("OMP_NUM_THREADS", "1")  # several model instances share few cores
     if extra:

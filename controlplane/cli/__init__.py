@@ -15,6 +15,7 @@ from controlplane.cli import (  # noqa: E402,F401
     bench_cmd,
     collect_cmd,
     demo_cmd,
+    detect_cmd,
     fleet_cmd,
     query_cmd,
     replay_cmd,

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import typer
 
@@ -122,4 +123,33 @@ def bench_query(
 
     with tempfile.TemporaryDirectory(prefix="fleetpilot-bench-query-") as tmp:
         result = run_query_bench(tmp, replicas=replicas, days=days)
+    print_json(result) if json_out else typer.echo(result)
+
+
+@bench_app.command("nab")
+def bench_nab(
+    data: Path = typer.Option(
+        ..., "--data", exists=True, file_okay=False, help="NAB data folder (<category>/<name>.csv)."
+    ),
+    labels: Path = typer.Option(
+        ..., "--labels", exists=True, dir_okay=False, help="NAB combined_windows.json."
+    ),
+    scores: Path = typer.Option(
+        None, "--scores", help="Score files from `fleetpilot detect --nab`; default runs the detector."
+    ),
+    json_out: bool = typer.Option(True, "--json/--no-json"),
+) -> None:
+    """NAB normalised scores (standard, reward_low_FP_rate, reward_low_FN_rate) of the detector."""
+    from controlplane.anomaly.nab_bench import run_nab_bench  # noqa: PLC0415
+
+    result = run_nab_bench(data, labels, scores)
+    print_json(result) if json_out else typer.echo(result)
+
+
+@bench_app.command("detect")
+def bench_detect(json_out: bool = typer.Option(True, "--json/--no-json")) -> None:
+    """Milliseconds per detection tick over 1,000 series (target: under 50 ms)."""
+    from controlplane.anomaly.tick import run_tick_bench  # noqa: PLC0415
+
+    result = run_tick_bench()
     print_json(result) if json_out else typer.echo(result)

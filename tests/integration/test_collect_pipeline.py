@@ -14,9 +14,9 @@ import urllib.request
 import pytest
 from aiohttp import ClientSession, web
 
-from controlplane.config import CollectConfig
 from collectors.scheduler import Collector
 from collectors.targets import Target
+from controlplane.config import CollectConfig
 from controlplane.store import StoreUnavailable, open_store
 
 pytestmark = pytest.mark.integration

@@ -22,6 +22,17 @@ MODEL = "classifier-small"
 KINDS = {"counter", "gauge", "histogram", "summary"}
 
 
+def _exposed_name(sample_name: str, family_name: str, text: str) -> str:
+    """prometheus_client renames counters to <name>_total; the store keeps names as exposed."""
+    if (
+        sample_name.endswith("_total")
+        and f"\n{sample_name}{{" not in text
+        and f"\n{sample_name} " not in text
+    ):
+        return family_name
+    return sample_name
+
+
 def _scrape(rec) -> SampleBatch:
     with urllib.request.urlopen(rec.metrics_url, timeout=10) as resp:
         text = resp.read().decode()
@@ -38,7 +49,7 @@ def _scrape(rec) -> SampleBatch:
                     zone=rec.zone,
                     region=rec.region,
                     model=s.labels.get("model", ""),
-                    metric=s.name,
+                    metric=_exposed_name(s.name, fam.name, text),
                     labels=labels,
                     kind=kind,
                     value=s.value,

@@ -8,11 +8,11 @@ from aiohttp import web
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import generate_latest
 
-from controlplane.config import CollectConfig
 from collectors.scheduler import Collector
 from collectors.targets import Target
 from collectors.telemetry import CollectorMetrics, make_tracer
 from collectors.triton_stats import stats_samples
+from controlplane.config import CollectConfig
 from tests.unit.collect_fakes import FakeStore
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from controlplane.config import CollectConfig, StaticTarget
 from collectors.targets import Target, assign, discover, owner_shard
+from controlplane.config import CollectConfig, StaticTarget
 from serving.fleet_state import FleetState, ReplicaRecord, write_state
 
 

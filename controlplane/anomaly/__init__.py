@@ -1,0 +1,1 @@
+"""Anomaly detection: pure streaming detectors, a combiner, incidents, and the NAB benchmark."""
