@@ -100,7 +100,8 @@ class SeriesTable:
         self.by_key[key] = i
         rest = {k: v for k, v in labels.items() if k != "model"}
         self.metrics.append(metric)
-        self.models.append(labels.get("model", ""))
+        # Triton labels models `model`; vLLM-style token metrics use `model_name` (kept in labels too).
+        self.models.append(labels.get("model") or labels.get("model_name", ""))
         self.labels.append(rest)
         self.kinds.append(kind)
         self.ids.append(series_id(self.target, metric, labels))
@@ -384,7 +385,7 @@ class ExpositionParser:
         remap: dict[int, int] = {}
         for i in keep:
             labels = dict(old.labels[i])
-            if old.models[i]:
+            if old.models[i] and "model_name" not in labels:
                 labels["model"] = old.models[i]
             remap[i] = new.index(old.metrics[i], labels, old.kinds[i], force=True)
         old_seen = self._seen

@@ -12,13 +12,6 @@ from controlplane.cli import app
 from controlplane.cli.common import ConfigOption, fail, print_json, settings_or_exit
 
 
-def collect_config(settings):
-    """The `collect` section (defaults until Settings carries one)."""
-    from controlplane.config import CollectConfig  # noqa: PLC0415
-
-    return getattr(settings, "collect", None) or CollectConfig()
-
-
 @app.command("collect")
 def collect(
     once: bool = typer.Option(
@@ -37,7 +30,7 @@ def collect(
         raise
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_or_exit(config)
-    cfg = collect_config(settings)
+    cfg = settings.collect
     try:
         store = open_store(
             settings.store_dsn,

@@ -1,5 +1,6 @@
-"""`fleetpilot demo`: the main job. For now (issue 2): bring up the fleet and the router, replay
-the Azure conversation trace through them, print the summary, stop everything."""
+"""`fleetpilot demo`: the main job. For now (issues 2 and 3): bring up the fleet, the router and the
+collector, replay the Azure conversation trace through them, then report the client-side summary
+next to the same traffic as seen in the telemetry store, and stop everything."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ def _fleetpilot(*args: str, capture: bool = False, config: str | None = None) ->
     cmd = [sys.executable, "-m", "controlplane", *args]
     if config:
         cmd += ["--config", config]
-    return subprocess.run(cmd, capture_output=capture, text=True)
+    if capture:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    # Progress of the steps goes to stderr: stdout carries only the report (one JSON object with --json).
+    return subprocess.run(cmd, stdout=sys.stderr, text=True)
 
 
 def requests_within(trace: Path, window_s: float) -> int:
@@ -29,6 +33,55 @@ def requests_within(trace: Path, window_s: float) -> int:
     from serving.replay.traces import open_trace  # noqa: PLC0415
 
     return sum(1 for r in open_trace(trace).requests if r.offset_s < window_s)
+
+
+def _start_collector(config: str | None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "controlplane", "collect", *(["--config", config] if config else [])]
+    return subprocess.Popen(cmd, stdout=sys.stderr, stderr=subprocess.DEVNULL)
+
+
+def _stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def telemetry_summary(settings, start_s: float, end_s: float) -> dict:
+    """The replayed traffic as the store saw it: reset-safe derived series over the replay window,
+    as totals per model (one bucket spans the whole window)."""
+    from controlplane.store import StoreError, open_store  # noqa: PLC0415
+    from controlplane.store import derived as d  # noqa: PLC0415
+
+    start_s, end_s = start_s - 30, end_s + 30
+    step_s = int(end_s - start_s) + 60
+    try:
+        store = open_store(settings.store_dsn)
+    except StoreError as exc:
+        return {"error": f"store unavailable: {exc}"}
+    by_model: dict[str, dict] = {}
+    try:
+        for row in store.query(d.request_rate(start_s, end_s, step_s, source="raw")).to_dicts():
+            if row["requests_per_s"]:
+                m = by_model.setdefault(row["model"], {})
+                m["requests"] = round(row["requests_per_s"] * step_s)
+                m["failures"] = round((row["failures_per_s"] or 0) * step_s)
+        for row in store.query(d.token_rate(start_s, end_s, step_s, source="raw")).to_dicts():
+            if row["generation_tokens_per_s"]:
+                m = by_model.setdefault(row["model"], {})
+                m["generation_tokens"] = round(row["generation_tokens_per_s"] * step_s)
+                m["prompt_tokens"] = round((row["prompt_tokens_per_s"] or 0) * step_s)
+        for row in store.query(
+            d.ttft_percentile(start_s, end_s, step_s, quantile=0.99, source="raw")
+        ).to_dicts():
+            if row["ttft_p99_s"] is not None:
+                by_model.setdefault(row["model"], {})["ttft_p99_ms"] = round(row["ttft_p99_s"] * 1000, 1)
+        rows = store.query("SELECT count() FROM samples").rows[0][0]
+    finally:
+        store.close()
+    return {"samples_in_store": rows, "by_model": by_model}
 
 
 @app.command("demo")
@@ -40,6 +93,12 @@ def demo(
         10.0, "--speed", min=0.1, help="Trace time compression (10 = ten times faster)."
     ),
     replicas: int = typer.Option(3, "--replicas", min=1),
+    max_prompt_tokens: int = typer.Option(
+        64, "--max-prompt-tokens", min=1, help="Cap on prompt tokens per request."
+    ),
+    max_generated_tokens: int = typer.Option(
+        16, "--max-generated-tokens", min=1, help="Cap on generated tokens per request."
+    ),
     keep: bool = typer.Option(False, "--keep", help="Leave the fleet and router running afterwards."),
     json_out: bool = typer.Option(False, "--json", help="Print the final report as one JSON object."),
     config: str = ConfigOption,
@@ -53,11 +112,16 @@ def demo(
         err=True,
     )
     started = time.monotonic()
+    collector = None
     try:
         if _fleetpilot("fleet", "up", "--replicas", str(replicas), config=config).returncode != 0:
             fail("the fleet did not start; see the error above")
         if _fleetpilot("router", "--background", config=config).returncode != 0:
             fail("the router did not start; see the error above")
+        collector = _start_collector(config)
+        # A baseline scrape before the first request, so that every request shows up as an increase.
+        time.sleep(settings.collect.scrape_interval_s + 2)
+        replay_started_s = time.time()
         out = _fleetpilot(
             "replay",
             str(DEMO_TRACE),
@@ -67,6 +131,11 @@ def demo(
             str(limit),
             "--priority-mix",
             "premium=0.2,standard=0.6,batch=0.2",
+            # Small caps so that a 2-core machine keeps up with the trace's arrival rate.
+            "--max-prompt-tokens",
+            str(max_prompt_tokens),
+            "--max-generated-tokens",
+            str(max_generated_tokens),
             "--json",
             capture=True,
             config=config,
@@ -75,7 +144,12 @@ def demo(
             sys.stderr.write(out.stderr)
             fail("the replay failed")
         summary = json.loads(out.stdout)
+        time.sleep(settings.collect.scrape_interval_s + 2)  # one more scrape sees the last requests
+        _stop(collector)  # final flush into the store before it is read below
+        telemetry = telemetry_summary(settings, replay_started_s, time.time())
     finally:
+        if collector is not None:
+            _stop(collector)
         if not keep:
             _fleetpilot("router", "--stop", config=config)
             _fleetpilot("fleet", "down", config=config)
@@ -85,6 +159,7 @@ def demo(
         "replicas": replicas,
         "wall_s": round(time.monotonic() - started, 1),
         "replay": summary,
+        "telemetry": telemetry,
     }
     if json_out:
         print_json(report)

@@ -158,3 +158,15 @@ def test_series_id_is_stable_and_order_independent():
     p = ExpositionParser("r0")
     r = p.parse('m{y="2",x="1"} 1\n')
     assert p.table.arrays()["series_id"][r.idx[0]] == np.uint64(a)
+
+
+def test_vllm_model_name_label_fills_the_model_column():
+    text = (
+        "# TYPE vllm:generation_tokens_total counter\n"
+        'vllm:generation_tokens_total{model_name="chat-lm",engine="0"} 42\n'
+        'nv_inference_count{model="classifier-small",version="1"} 7\n'
+    )
+    got, rejected = samples(ExpositionParser("t"), text)
+    assert rejected == {}
+    assert got[0][:3] == ("vllm:generation_tokens_total", "chat-lm", {"model_name": "chat-lm", "engine": "0"})
+    assert got[1][1] == "classifier-small" and "model" not in got[1][2]

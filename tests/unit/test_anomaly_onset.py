@@ -1,0 +1,87 @@
+"""The NAB onset detector: sparse events at the start of a change, streaming, daily-rhythm aware."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controlplane.anomaly import nab_detector, onset
+
+STEP_S = 300
+DAY = 86_400 // STEP_S
+
+
+def _stamps(n: int) -> np.ndarray:
+    return np.datetime64("2024-01-01T00:00:00") + (np.arange(n) * STEP_S).astype("timedelta64[s]")
+
+
+def _daily(n_days: int, rng, noise: float = 1.0) -> np.ndarray:
+    t = np.arange(n_days * DAY)
+    return 50 + 20 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, noise, t.size)
+
+
+@pytest.mark.parametrize("cut", [30, 299, 301, 2 * DAY + 5, 1500, 2500])
+def test_prefix_scores_equal_the_full_series_scores(cut):
+    rng = np.random.default_rng(1)
+    x = _daily(10, rng)
+    x[2000:] += 15  # a level shift
+    x[1200] += 60  # a spike
+    full = onset.score(x, _stamps(x.size))
+    np.testing.assert_array_equal(onset.score(x[:cut], _stamps(cut)), full[:cut])
+    # Events are sparse, so also compare the dense signals behind them.
+    sig_full = onset.signals(x, _stamps(x.size))
+    sig_part = onset.signals(x[:cut], _stamps(cut))
+    for name, part in sig_part.items():
+        np.testing.assert_array_equal(part, sig_full[name][:cut], err_msg=name)
+
+
+def test_a_level_shift_fires_once_near_its_onset_and_the_new_level_goes_quiet():
+    rng = np.random.default_rng(2)
+    x = 100 + rng.normal(0, 2, 4000)
+    x[2500:] += 30
+    s = nab_detector.score_series(x, _stamps(x.size))
+    events = np.flatnonzero(s > 0)
+    after = events[events >= 2500]
+    assert after.size >= 1 and after[0] - 2500 <= 3  # at the onset, not later
+    assert after.size <= 2  # the new regime stops alarming
+    assert s[after[0]] >= s[events[events < 2500]].max(initial=0)  # the strongest event so far
+
+
+def test_a_missed_daily_peak_is_found_by_the_day_over_day_signal():
+    rng = np.random.default_rng(3)
+    x = _daily(12, rng, noise=0.5)
+    day9 = slice(9 * DAY + DAY // 8, 9 * DAY + 3 * DAY // 8)  # the peak of day 9
+    x[day9] = 50.0  # flattened: still inside the usual range of values
+    s = onset.score(x, _stamps(x.size))
+    events = np.flatnonzero(s > 0)
+    in_peak = events[(events >= day9.start) & (events < day9.stop)]
+    assert in_peak.size >= 1
+    assert s[in_peak[0]] >= s[events[events < 9 * DAY]].max(initial=0)
+    # Without the damage the same series raises no event of that strength.
+    clean = onset.score(_daily(12, np.random.default_rng(3), noise=0.5), _stamps(x.size))
+    assert clean[day9].max() < s[in_peak[0]]
+
+
+def test_scores_are_sparse_quantised_and_in_unit_interval():
+    rng = np.random.default_rng(4)
+    x = rng.lognormal(0, 1, 5000)  # heavy-tailed noise: records get harder to beat
+    p = onset.OnsetParams()
+    s = onset.score(x, _stamps(x.size), p)
+    assert s.min() >= 0 and s.max() <= 1
+    events = np.flatnonzero(s > 0)
+    assert events.size < 5000 / p.refractory_rows
+    assert np.all(np.diff(events) >= p.refractory_rows)
+    assert np.all(events >= p.warmup_rows)
+    np.testing.assert_allclose(s[events] * p.levels, np.round(s[events] * p.levels))
+
+
+def test_flat_and_empty_series_raise_nothing():
+    assert onset.score(np.full(3000, 7.0), _stamps(3000)).max() == 0
+    assert onset.score(np.zeros(0), _stamps(0)).size == 0
+    assert onset.score(np.array([1.0]), _stamps(1)).tolist() == [0.0]
+
+
+@pytest.mark.parametrize(("step_s", "expected"), [(300, 288), (3600, 24), (60, 1440), (86_400, 1)])
+def test_rows_per_day(step_s, expected):
+    ts = np.datetime64("2024-01-01T00:00:00") + (np.arange(10) * step_s).astype("timedelta64[s]")
+    assert onset.rows_per_day(ts) == expected
