@@ -24,6 +24,7 @@ from typing import Literal
 from serving.faults import FAULTS_FILE_ENV, Faults, write_faults
 from serving.fleet_state import FleetState, ReplicaRecord, lock_for, read_state, write_state
 from serving.model_repo import model_config_json, render_repository
+from serving.procs import http_ok, log_tail, pid_alive
 from serving.triton_env import find_triton, triton_environment
 
 PORTS_PER_SLOT = 3
@@ -84,23 +85,6 @@ def detect_device(requested: str) -> str:
         return "cpu"
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True for a running process (a zombie counts as dead)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,24 +93,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def http_ok(url: str, timeout_s: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    # Triton prints long model tables; errors start with 'E' and are what people need.
-    errors = [line for line in text if line.startswith("E") or "error" in line.lower()]
-    return "\n".join((errors or text)[-lines:])
 
 
 def pick_zone(zones: Sequence[str], existing: Sequence[ReplicaRecord]) -> str:
@@ -388,7 +354,7 @@ class FleetManager:
         if failed:
             write_state(self.opts.state_path, state)
             msgs = [
-                f"replica {f.record.name} {f.error}; log {f.record.log_path}:\n{log_tail(f.record.log_path)}"
+                f"replica {f.record.name} {f.error}; log {f.record.log_path}:\n{log_tail(f.record.log_path, errors_first=True)}"
                 for f in failed
             ]
             raise FleetError("\n".join(msgs))

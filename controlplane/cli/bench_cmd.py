@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import typer
@@ -17,20 +16,6 @@ from controlplane.cli.common import ConfigOption, fail, fleet_manager, print_jso
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (JSON output).")
 app.add_typer(bench_app, name="bench")
-
-
-def _wait_ok(url: str, timeout_s: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail(f"router exited with code {proc.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    fail(f"{url} did not answer within {timeout_s} s")
 
 
 @bench_app.command("router")
@@ -48,6 +33,7 @@ def bench_router(
     Starts its own one-replica fleet and router on spare ports (base config ports + 500) in a
     temporary data dir, so a running fleet is left alone.
     """
+    from serving.procs import wait_http_ok  # noqa: PLC0415
     from serving.router.bench import measure_router_overhead  # noqa: PLC0415
 
     base = settings_or_exit(config)
@@ -75,7 +61,10 @@ def bench_router(
                 stderr=subprocess.DEVNULL,
             )
             router_url = f"http://{settings.bind_host}:{settings.router.port}"
-            _wait_ok(f"{router_url}/health", 30, router)
+            try:
+                wait_http_ok(f"{router_url}/health", 30, router)
+            except RuntimeError as exc:
+                fail(f"the bench's router did not start: {exc}")
             time.sleep(
                 2 * settings.router.health_check_interval_s
             )  # one health round marks the replica healthy

@@ -113,19 +113,7 @@ class _Sender:
 
     async def send(self, planned: PlannedRequest, request: TraceRequest, scheduled_s: float) -> None:
         sent_s = self._now_s()
-        result = RequestResult(
-            index=planned.index,
-            trace_offset_s=request.offset_s,
-            scheduled_s=scheduled_s,
-            sent_s=sent_s,
-            status="error",
-            model=planned.model,
-            priority=planned.priority,
-            prompt_tokens=planned.prompt_tokens,
-            max_tokens=planned.max_tokens,
-            clipped_prompt=planned.clipped_prompt,
-            clipped_output=planned.clipped_output,
-        )
+        result = _result(planned, request, scheduled_s, sent_s, "error")
         try:
             async with self.session.post(
                 self.options.router_url + planned.path, data=planned.body, headers=planned.headers
@@ -251,19 +239,38 @@ async def replay(
     return run
 
 
-def _dropped(planned: PlannedRequest, request: TraceRequest, scheduled_s: float, limit: int) -> RequestResult:
+def _result(
+    planned: PlannedRequest,
+    request: TraceRequest,
+    scheduled_s: float,
+    sent_s: float | None,
+    status: str,
+    **extra,
+) -> RequestResult:
+    """A result carrying what the plan and the trace say about the request."""
     return RequestResult(
         index=planned.index,
         trace_offset_s=request.offset_s,
         scheduled_s=scheduled_s,
-        sent_s=None,
-        status="dropped",
+        sent_s=sent_s,
+        status=status,
         model=planned.model,
         priority=planned.priority,
         prompt_tokens=planned.prompt_tokens,
         max_tokens=planned.max_tokens,
         clipped_prompt=planned.clipped_prompt,
         clipped_output=planned.clipped_output,
+        **extra,
+    )
+
+
+def _dropped(planned: PlannedRequest, request: TraceRequest, scheduled_s: float, limit: int) -> RequestResult:
+    return _result(
+        planned,
+        request,
+        scheduled_s,
+        None,
+        "dropped",
         reason="max_concurrency",
         error=f"{limit} requests already open (replay.max_concurrency)",
     )

@@ -16,13 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from serving.procs import http_ok, log_tail, pid_alive
 from serving.router.app import RouterApp
 from serving.router.options import RouterOptions
 
@@ -70,31 +69,6 @@ def run_foreground(options: RouterOptions) -> None:
     uvloop.run(serve(options))
 
 
-def _health_ok(url: str, timeout_s: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def start_background(
     options: RouterOptions, run_dir: Path, ready_timeout_s: float = 30.0
 ) -> BackgroundRouter:
@@ -104,11 +78,11 @@ def start_background(
     pid_path, log_path, opts_path = run_dir / "router.pid", run_dir / "router.log", run_dir / "options.json"
     if pid_path.exists():
         old = int(pid_path.read_text().strip() or 0)
-        if old and _pid_alive(old):
+        if old and pid_alive(old):
             raise RouterStartError(
                 f"a router is already running (pid {old}, pid file {pid_path}); stop it first"
             )
-    if _health_ok(options.url, 0.5):
+    if http_ok(f"{options.url}/health", 0.5):
         raise RouterStartError(f"something already answers on {options.url}")
     opts_path.write_text(json.dumps(options.to_json(), indent=2))
     env = dict(os.environ)
@@ -130,16 +104,16 @@ def start_background(
         if proc.poll() is not None:
             pid_path.unlink(missing_ok=True)
             raise RouterStartError(
-                f"router exited with code {proc.returncode}; log {log_path}:\n{_log_tail(log_path)}"
+                f"router exited with code {proc.returncode}; log {log_path}:\n{log_tail(log_path)}"
             )
-        if _health_ok(options.url, 0.5):
+        if http_ok(f"{options.url}/health", 0.5):
             return BackgroundRouter(proc.pid, options.url, log_path, pid_path)
         time.sleep(0.1)
     proc.kill()
     proc.wait()
     pid_path.unlink(missing_ok=True)
     raise RouterStartError(
-        f"router did not answer {options.url}/health within {ready_timeout_s} s; log {log_path}:\n{_log_tail(log_path)}"
+        f"router did not answer {options.url}/health within {ready_timeout_s} s; log {log_path}:\n{log_tail(log_path)}"
     )
 
 
@@ -151,16 +125,16 @@ def stop_background(run_dir: Path, timeout_s: float = 10.0) -> int | None:
     except (FileNotFoundError, ValueError):
         return None
     try:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             _reap(pid)
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+        _reap(pid)  # a zombie counts as stopped; collect it if it is our child
         return pid
     finally:
         pid_path.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from controlplane.cli.common import fleet_manager
 from controlplane.config import Settings, load_settings
 from serving.fleet import FleetManager
 from serving.fleet_state import ReplicaRecord
+from serving.procs import wait_http_ok
 
 TEST_TOKEN = "test-admin-token"
 TRITON_BASE_PORT = int(os.environ.get("FLEETPILOT_TEST_TRITON_BASE_PORT", "18400"))
@@ -74,20 +75,6 @@ def fleet(tmp_path_factory) -> RunningFleet:
         manager.down()
 
 
-def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"router exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"router at {url} not up after {timeout_s} s")
-
-
 @pytest.fixture(scope="session")
 def router_url(fleet: RunningFleet) -> str:
     """A real router process (`fleetpilot router`) in front of the shared fleet."""
@@ -102,7 +89,7 @@ def router_url(fleet: RunningFleet) -> str:
     )
     url = f"http://127.0.0.1:{ROUTER_PORT}"
     try:
-        _wait_http(f"{url}/health", 30, proc)
+        wait_http_ok(f"{url}/health", 30, proc)
         # The router needs one health round to see the replicas as healthy.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

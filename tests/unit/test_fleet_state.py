@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from serving.faults import Faults, FaultWatcher, read_faults, write_faults
-from serving.fleet import FleetError, FleetManager, FleetOptions, pick_zone, pid_alive
+from serving.fleet import FleetError, FleetManager, FleetOptions, pick_zone
 from serving.fleet_state import FleetState, FleetStateError, ReplicaRecord, read_state, write_state
+from serving.procs import pid_alive
 
 
 def _rec(name, zone, slot=0, pid=None):

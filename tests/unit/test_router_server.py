@@ -10,8 +10,9 @@ import pytest
 
 from controlplane.cli.router_cmd import router_options
 from controlplane.config import load_settings
+from serving.procs import pid_alive
 from serving.router.options import RouterOptions
-from serving.router.server import RouterStartError, _pid_alive, start_background, stop_background
+from serving.router.server import RouterStartError, start_background, stop_background
 
 
 def _free_port() -> int:
@@ -54,7 +55,7 @@ def test_background_start_and_stop(tmp_path):
             start_background(opts, run_dir)
     finally:
         assert stop_background(run_dir) == bg.pid
-    assert not _pid_alive(bg.pid)
+    assert not pid_alive(bg.pid)
     assert not (run_dir / "router.pid").exists()
     assert stop_background(run_dir) is None
 
