@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -142,6 +143,56 @@ def test_chat_tokens_stream_through_router(router, fleet):
     with urllib.request.urlopen(req, timeout=60) as resp:
         direct = [json.loads(x[5:]) for x in resp.read().decode().splitlines() if x.startswith("data:")]
     assert [e["token_id"] for e in events] == [e["token_id"] for e in direct]
+
+
+def test_overload_sheds_batch_then_standard_then_premium(router):
+    """Admission under overload against real Triton: long chat streams hold router slots.
+
+    max_inflight 4; batch admitted below load 0.5, standard below 0.75, premium below 1.0.
+    """
+    before = router.state()["thresholds"]
+    router.admin(
+        "PUT",
+        "/admin/thresholds",
+        {
+            "max_inflight_requests": 4,
+            "admit_below_load_ratio": {"premium": 1.0, "standard": 0.75, "batch": 0.5},
+        },
+    )
+    rng = random.Random(7)
+    holders: list[threading.Thread] = []
+
+    def hold() -> None:  # a premium stream of 4,000 tokens keeps one router slot busy for seconds
+        body = {"input_ids": [1, 2, 3, 4, 5, 6, 7, 8], "max_tokens": 4000}
+        router.call("POST", "/v2/models/chat-lm/generate_stream", body, {"X-Priority": "premium"})
+
+    def classify(priority: str) -> int:
+        headers = {"X-Priority": priority, "X-Tier": "small"}
+        return router.call("POST", "/v2/models/classifier/infer", raw=classifier_body(rng), headers=headers)[
+            0
+        ]
+
+    def hold_until(n: int) -> None:
+        while len(holders) < n:
+            holders.append(threading.Thread(target=hold))
+            holders[-1].start()
+        router.wait_for(lambda: router.state()["inflight"] >= n, timeout_s=20, what=f"{n} streams in flight")
+
+    try:
+        hold_until(2)  # load 0.5
+        assert classify("batch") == 429  # 0.5 >= 0.5: batch shed first
+        assert classify("standard") == 200
+        hold_until(3)  # load 0.75
+        assert classify("standard") == 429  # then standard
+        assert classify("premium") == 200  # premium still admitted below 1.0
+        status, _h, body = router.call(
+            "POST", "/v2/models/classifier/infer", raw=classifier_body(rng), headers={"X-Priority": "batch"}
+        )
+        assert status == 429 and "batch" in json.loads(body)["error"]
+    finally:
+        router.admin("PUT", "/admin/thresholds", before)
+        for t in holders:
+            t.join(timeout=120)
 
 
 @pytest.mark.parametrize(
