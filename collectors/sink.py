@@ -281,21 +281,17 @@ class Sink:
     def _to_spool(self, batch: SampleBatch, token: str, result: FlushResult) -> None:
         try:
             kept = self.spool.push(batch, token)
-        except OSError as exc:
-            log.error(
-                "cannot write spool file in %s: %s; batch %s (%d samples) dropped",
-                self.spool.dir,
-                exc,
-                token,
-                len(batch),
-            )
-            kept = False
+            reason = "spool_full"
+        except OSError as exc:  # e.g. ENOSPC: the disk is full before the spool bound is reached
+            log.error("cannot write spool file in %s: %s", self.spool.dir, exc)
+            kept, reason = False, "spool_write_error"
         if kept:
             self.metrics.samples_spooled.inc(len(batch))
             result.spooled_rows += len(batch)
         else:
             log.error(
-                "spool %s is full (%d of %d bytes); newest batch %s (%d samples) dropped",
+                "%s: spool %s holds %d of %d bytes; newest batch %s (%d samples) dropped",
+                reason,
                 self.spool.dir,
                 self.spool.bytes,
                 self.spool.max_bytes,
@@ -303,7 +299,7 @@ class Sink:
                 len(batch),
             )
             self.metrics.spool_full.inc()
-            self.metrics.samples_dropped.labels("spool_full").inc(len(batch))
+            self.metrics.samples_dropped.labels(reason).inc(len(batch))
             result.dropped_rows += len(batch)
         self._update_spool_gauges()
 

@@ -166,3 +166,30 @@ def test_spool_file_round_trip(tmp_path):
 def test_empty_flush_does_nothing(tmp_path, rows):
     store = FakeStore()
     assert make_sink(tmp_path, store).flush().rows == rows and store.calls == 0
+
+
+def test_full_disk_while_spooling_drops_the_batch_with_a_clear_error_and_keeps_running(
+    tmp_path, caplog, monkeypatch
+):
+    store = FakeStore()
+    store.down = True
+    sink = make_sink(tmp_path, store)
+    p = ExpositionParser("r")
+    sink.add(chunk(p, 1.0, n=5))
+    assert sink.flush().spooled_rows == 5  # the disk still had room
+
+    def disk_full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Spool, "push", disk_full)
+    with caplog.at_level(logging.ERROR):
+        sink.add(chunk(p, 2.0, n=5))
+        res = sink.flush()
+    assert res.dropped_rows == 5 and res.spooled_rows == 0
+    assert "No space left on device" in caplog.text and "spool_write_error" in caplog.text
+    assert sink.metrics.samples_dropped.labels("spool_write_error")._value.get() == 5
+    monkeypatch.undo()
+    store.down = False
+    sink.add(chunk(p, 3.0, n=5))
+    sink.flush()
+    assert len(store.rows) == 10  # what was spooled before the disk filled, then the new batch
