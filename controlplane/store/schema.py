@@ -117,6 +117,12 @@ SETTINGS {lay.dedup_setting()}""",
 # fleet_1m / fleet_1h: summed across all targets per (metric, model, le, reason), so a fleet-wide
 # panel reads a few rows per minute whatever the number of replicas (zone/region breakdowns read
 # the per-series tables: keeping zones here made the 7-day p99 panel 8x larger and over 1 s).
+# The per-series views are plain projections, one rollup row per raw sample, with no GROUP BY:
+# a batch holds about one scrape per series (5 s scrapes, 5 s flushes), so grouping reduced
+# nothing, yet the two grouped views cost 6-9 s per 1M samples on insert here, the projections
+# ~0.7 s together. Every rollup column is a SimpleAggregateFunction, so background merges
+# collapse rows of the same key, and readers, which always aggregate, are exact before and
+# after merges. The fleet views do reduce (thousands of rows to a few), so they group.
 # MV targets need their own dedup window: otherwise a replayed batch is dropped from samples
 # but still fed to the views (seen on chDB 26.9; deduplicate_blocks_in_dependent_materialized_views
 # only acts on targets that keep a window).
@@ -144,8 +150,10 @@ def _series_rollup(lay: Layout, table: str, partition: str) -> str:
     le SimpleAggregateFunction(any, LowCardinality(String)),
     reason SimpleAggregateFunction(any, LowCardinality(String)),
 {_STATE_COLS},
-    first_value AggregateFunction(argMin, Float64, DateTime64(3, 'UTC')),
-    last_value AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))
+    -- (ts, value): tuples compare by ts first, so min is the first sample and max the last;
+    -- read the value as `min(first_value).2` / `max(last_value).2`
+    first_value SimpleAggregateFunction(min, Tuple(DateTime64(3, 'UTC'), Float64)),
+    last_value SimpleAggregateFunction(max, Tuple(DateTime64(3, 'UTC'), Float64))
 ) ENGINE = {lay.engine("AggregatingMergeTree", table)}
 PARTITION BY {partition}
 ORDER BY (metric, model, target, series_id, ts)
@@ -180,21 +188,18 @@ def _rollups(lay: Layout) -> list[str]:
         # Raw -> 1m per series.
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS samples_1m_mv{oc} TO {lay.local("samples_1m")} AS
 SELECT toStartOfMinute(s.ts) AS ts, s.metric AS metric, s.model AS model, s.target AS target,
-    s.series_id AS series_id, any(s.zone) AS zone, any(s.region) AS region, any(s.kind) AS kind,
-    any(s.labels['le']) AS le, any(s.labels['reason']) AS reason, min(s.value) AS min_value, max(s.value) AS max_value,
-    sum(s.value) AS sum_value, count() AS count, sum(s.delta) AS increase,
-    argMinState(s.value, s.ts) AS first_value, argMaxState(s.value, s.ts) AS last_value
-FROM {src} AS s
-GROUP BY ts, metric, model, target, series_id""",
-        # 1m block -> 1h (chained: cheaper than re-reading raw rows).
+    s.series_id AS series_id, s.zone AS zone, s.region AS region, s.kind AS kind,
+    s.labels['le'] AS le, s.labels['reason'] AS reason, s.value AS min_value, s.value AS max_value,
+    s.value AS sum_value, toUInt64(1) AS count, s.delta AS increase,
+    tuple(s.ts, s.value) AS first_value, tuple(s.ts, s.value) AS last_value
+FROM {src} AS s""",
+        # 1m block -> 1h (chained: no map lookups again; as cheap as a projection of raw).
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS samples_1h_mv{oc} TO {lay.local("samples_1h")} AS
 SELECT toStartOfHour(m.ts) AS ts, m.metric AS metric, m.model AS model, m.target AS target,
-    m.series_id AS series_id, any(m.zone) AS zone, any(m.region) AS region, any(m.kind) AS kind,
-    any(m.le) AS le, any(m.reason) AS reason, min(m.min_value) AS min_value, max(m.max_value) AS max_value,
-    sum(m.sum_value) AS sum_value, sum(m.count) AS count, sum(m.increase) AS increase,
-    argMinMergeState(m.first_value) AS first_value, argMaxMergeState(m.last_value) AS last_value
-FROM {lay.local("samples_1m")} AS m
-GROUP BY ts, metric, model, target, series_id""",
+    m.series_id AS series_id, m.zone AS zone, m.region AS region, m.kind AS kind, m.le AS le,
+    m.reason AS reason, m.min_value AS min_value, m.max_value AS max_value, m.sum_value AS sum_value,
+    m.count AS count, m.increase AS increase, m.first_value AS first_value, m.last_value AS last_value
+FROM {lay.local("samples_1m")} AS m""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS fleet_1m_mv{oc} TO {lay.local("fleet_1m")} AS
 SELECT toStartOfMinute(s.ts) AS ts, s.metric AS metric, s.model AS model,
     s.labels['le'] AS le, s.labels['reason'] AS reason,

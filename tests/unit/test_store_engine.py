@@ -111,10 +111,33 @@ def test_replayed_batch_leaves_one_copy_and_feeds_rollups_once(store):
 def test_first_and_last_values_in_rollups(store):
     store.insert_samples(_batch("lastval-r"), "lastval-1")
     first, last, lo, hi = store.query(
-        "SELECT argMinMerge(first_value), argMaxMerge(last_value), min(min_value), max(max_value) "
+        "SELECT min(first_value).2, max(last_value).2, min(min_value), max(max_value) "
         "FROM samples_1h WHERE target = 'lastval-r' AND metric = 'nv_inference_count'"
     ).rows[0]
     assert (first, last, lo, hi) == (10.0, 40.0, 10.0, 40.0)
+
+
+def test_rollups_stay_exact_across_batches_and_merges(store):
+    # Two batches in different minutes of one hour, the later one inserted first: readers that
+    # aggregate get the same answer before and after the engine merges the projected rows.
+    t0 = time.time() // 3600 * 3600 - 7200
+    store.insert_samples(_batch("merge-r", t0=t0 + 120), "merge-2")
+    store.insert_samples(_batch("merge-r", t0=t0), "merge-1")
+    sql = (
+        "SELECT sum(count), sum(increase), min(first_value).2, max(last_value).2, min(min_value), max(max_value) "
+        "FROM {t} WHERE target = 'merge-r' AND metric = 'nv_inference_count'"
+    )
+    raw = store.query(
+        "SELECT count(), sum(delta), argMin(value, ts), argMax(value, ts), min(value), max(value) "
+        "FROM samples WHERE target = 'merge-r' AND metric = 'nv_inference_count'"
+    ).rows[0]
+    want = (8, raw[1], 10.0, 40.0, 10.0, 40.0)
+    assert raw == want
+    for t in ("samples_1m", "samples_1h"):
+        assert store.query(sql.format(t=t)).rows[0] == want, t
+        store.command(f"OPTIMIZE TABLE {t} FINAL")
+        assert store.query(sql.format(t=t)).rows[0] == want, t
+    assert store.query("SELECT count() FROM samples_1h WHERE target = 'merge-r'").rows[0][0] == 2
 
 
 def test_columnar_numpy_batch(store):
