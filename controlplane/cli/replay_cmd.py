@@ -138,7 +138,7 @@ def replay_cmd(
         try:
             runner.run(check_router(url))
         except RouterUnreachable as exc:
-            fail(f"{exc}; start it with `fleetpilot router up` or pass --router-url")
+            fail(f"{exc}; start it with `fleetpilot router --background` or pass --router-url")
 
         expected = opened.expected_requests
         err_console.print(
