@@ -1,6 +1,6 @@
 """The collector's own telemetry: Prometheus metrics on a private registry and OpenTelemetry spans.
 
-Spans go to OTLP when an endpoint is configured (needs opentelemetry-exporter-otlp-proto-http),
+Spans go to OTLP when an endpoint is configured (opentelemetry-exporter-otlp-proto-http),
 else nowhere; tests pass an InMemorySpanExporter.
 """
 
