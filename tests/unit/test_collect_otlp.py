@@ -25,7 +25,7 @@ def test_spans_are_exported_to_the_configured_otlp_endpoint():
         tracer = make_tracer(f"http://127.0.0.1:{server.server_port}/v1/traces")
         with tracer.start_as_current_span("scrape", attributes={"target": "replica-0"}):
             pass
-X
+        assert tracer.span_processor.force_flush(5000)  # the batch processor sends now
     finally:
         server.shutdown()
     assert received and received[0][0] == "/v1/traces"
