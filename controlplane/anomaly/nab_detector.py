@@ -1,14 +1,16 @@
 """fleetpilot's detector on NAB series: sparse onset events (see onset.py), one score per row in [0, 1].
 
 Rules are corpus-wide (no per-file setting, nothing derived from a file's length or its future):
-three robust surprise signals (value, short-run median shift, day-over-day difference), each
-compared with its own record over the last `history_rows` rows; a new record fires an event and
-the detector stays silent for `refractory_rows` rows. Non-event rows score 0; events score a
-quantised strength in (0.5, 1], so the corpus-wide threshold picks how strong an event must be.
+four robust surprise signals (value, short-run median shift, day-over-day difference, short-run
+mean |z| for variance changes), each compared with its own record over the last `history_rows`
+rows; a new record fires an event and the detector stays silent for `refractory_rows` rows.
+Non-event rows score 0; events score a quantised strength in (0.5, 1], so the corpus-wide
+threshold picks how strong an event must be.
 
 Defaults were tuned on the 34-file dev corpus with a small grid (history, floor, refractory,
-z weight) and checked on held-out categories (tune on AWS, score on artificial + AdExchange and
-the reverse); see the tests for the behaviour that must hold.
+z weight, burst rows) and checked on held-out categories (tune on AWS, score on artificial +
+AdExchange and the reverse: both picked burst_rows=10); see the tests for the behaviour that
+must hold.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from controlplane.anomaly.onset import OnsetParams, score
 
 # The name callers know; the parameters are the onset detector's.
 NabParams = OnsetParams
-DEFAULT_PARAMS = OnsetParams(history_rows=1000, floor_z=2.0, refractory_rows=100, z_weight=0.7)
+DEFAULT_PARAMS = OnsetParams(history_rows=1000, floor_z=2.0, refractory_rows=80, z_weight=0.7)
 
 
 def score_series(

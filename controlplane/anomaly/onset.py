@@ -7,7 +7,9 @@ outside one, so this detector emits sparse events, not a dense surprise curve:
    * value: the row itself (spikes, dips);
    * shift: the median of the last `shift_rows` rows (a level change that is small per row);
    * season: the row minus the row one day earlier (a missed or changed daily peak), when the
-     series has a daily rhythm to compare with.
+     series has a daily rhythm to compare with;
+   * burst: the mean value-z of the last `burst_rows` rows (a variance change: an oscillation or a
+     run of moderate spikes, none of them a record on its own).
 2. Novelty: each signal is divided by its own maximum over the previous `history_rows` rows (never
    less than `floor_z`); a log ratio above 0 is a new record. A series that bursts every night sets
    its own bar high; a quiet one alarms on a modest change.
@@ -35,9 +37,10 @@ class OnsetParams:
     reference_rows: int = 300  # rows behind t that define "normal" (median, IQR)
     min_reference_rows: int = 20  # no z before this many rows of reference
     shift_rows: int = 6  # rows in the recent median that catches a level shift
+    burst_rows: int = 10  # rows in the recent mean |z| that catches a variance change (0: off)
     history_rows: int = 1000  # rows of past surprise a new record must beat
     floor_z: float = 2.0  # the bar is never lower than this z
-    refractory_rows: int = 100  # silence after an event
+    refractory_rows: int = 80  # silence after an event
     warmup_rows: int = 150  # no event before this many rows
     z_weight: float = 0.3  # how much log(z) adds to the event's strength
     levels: int = 20  # score quantisation steps over (0.5, 1]
@@ -98,6 +101,11 @@ def signals(
         shift = np.abs(recent - ref_med) / ref_spread
         shift[: p.min_reference_rows + k] = 0.0
         out["shift"] = np.nan_to_num(shift)
+    b = p.burst_rows
+    if b > 0 and n >= b:
+        burst = np.zeros(n)
+        burst[b - 1 :] = np.mean(sliding_window_view(z, b), axis=1)
+        out["burst"] = burst
     # The first timestamps are enough to know the sampling step: the period is fixed causally
     # from the first rows, so a prefix gets the same period as the whole series.
     day = rows_per_day(timestamps[:PERIOD_ROWS])

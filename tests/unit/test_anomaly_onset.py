@@ -85,3 +85,20 @@ def test_flat_and_empty_series_raise_nothing():
 def test_rows_per_day(step_s, expected):
     ts = np.datetime64("2024-01-01T00:00:00") + (np.arange(10) * step_s).astype("timedelta64[s]")
     assert onset.rows_per_day(ts) == expected
+
+
+def test_a_variance_change_within_the_usual_range_is_found_by_the_burst_signal():
+    # Quiet noise with rare big spikes, then an oscillation smaller than those spikes: no row is a
+    # value record, but the run of moderate deviations is new.
+    rng = np.random.default_rng(5)
+    x = 100 + rng.normal(0, 1, 4000)
+    x[[500, 1200, 1900, 2300]] += 40
+    i = np.arange(1400)  # a zero-mean oscillation that grows in: the run median stays put
+    x[2600:] += 8 * np.minimum(1.0, i / 40) * (-1.0) ** i
+    on = onset.score(x, _stamps(x.size), onset.OnsetParams(burst_rows=10))
+    off = onset.score(x, _stamps(x.size), onset.OnsetParams(burst_rows=0))
+    assert "burst" in onset.signals(x, _stamps(x.size))
+    first_on = np.flatnonzero(on[2600:] > 0)
+    first_off = np.flatnonzero(off[2600:] > 0)
+    assert first_on.size and first_on[0] <= 40
+    assert not first_off.size or first_off[0] > first_on[0]
