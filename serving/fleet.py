@@ -411,11 +411,3 @@ class FleetManager:
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise FleetError(f"replica {rec.name} at {rec.http_url} is unreachable: {exc}") from None
-
-
-def fleet_state_summary(statuses: Sequence[ReplicaStatus]) -> dict:
-    """Counts by state, for a one-line summary."""
-    summary: dict[str, int] = {}
-    for st in statuses:
-        summary[st.state] = summary.get(st.state, 0) + 1
-    return summary
