@@ -17,6 +17,7 @@ from controlplane.cli import (  # noqa: E402,F401
     demo_cmd,
     detect_cmd,
     fleet_cmd,
+    forecast_cmd,
     query_cmd,
     replay_cmd,
     router_cmd,

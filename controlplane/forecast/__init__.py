@@ -1,0 +1,38 @@
+"""Load forecasting: pure forecasters behind one registry, the fixed backtest protocol, selection."""
+
+from controlplane.forecast.forecasters import (
+    HoltWinters,
+    LastValue,
+    MedianEnsemble,
+    OutageAware,
+    QuantileGBM,
+    Quantiles,
+    SeasonalNaive,
+)
+from controlplane.forecast.registry import (
+    backtest,
+    backtest_origins,
+    backtest_report,
+    default_forecasters,
+    select_forecaster,
+)
+from controlplane.forecast.series import Series, SeriesInputError, infer_seasons, read_series_csv
+
+__all__ = [
+    "HoltWinters",
+    "LastValue",
+    "MedianEnsemble",
+    "OutageAware",
+    "QuantileGBM",
+    "Quantiles",
+    "SeasonalNaive",
+    "Series",
+    "SeriesInputError",
+    "backtest",
+    "backtest_origins",
+    "backtest_report",
+    "default_forecasters",
+    "infer_seasons",
+    "read_series_csv",
+    "select_forecaster",
+]

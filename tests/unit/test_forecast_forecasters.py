@@ -1,0 +1,153 @@
+"""Table-driven checks of each forecaster on constructed series, plus the CSV reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controlplane.forecast.forecasters import HoltWinters, LastValue, OutageAware, QuantileGBM, SeasonalNaive
+from controlplane.forecast.series import SeriesInputError, carry_forward, infer_seasons, read_series_csv
+
+HOUR_S = 3600.0
+
+
+def hourly(n: int) -> np.ndarray:
+    return np.arange(n) * HOUR_S
+
+
+def daily_cycle(n: int) -> np.ndarray:
+    return 100 + 50 * np.sin(2 * np.pi * np.arange(n) / 24)
+
+
+N = 24 * 21  # three weeks of hourly rows
+SERIES = {
+    # name: (values, truth of the next 6 rows, tolerance on p50 MAE)
+    "constant": (np.full(N, 7.0), np.full(6, 7.0), 1e-6),
+    "zeros": (np.zeros(N), np.zeros(6), 1e-6),
+    "trend": (np.arange(N, dtype=float), np.arange(N, N + 6, dtype=float), 8.0),
+    "daily_cycle": (daily_cycle(N), daily_cycle(N + 6)[N:], 8.0),
+    "level_shift": (np.r_[np.full(N - 50, 10.0), np.full(50, 60.0)], np.full(6, 60.0), 5.0),
+}
+FORECASTERS = {
+    "last_value": LastValue(),
+    "seasonal_naive": SeasonalNaive("daily"),
+    "holt_winters": HoltWinters(),
+    "quantile_gbm": QuantileGBM(max_iter=40),
+}
+# Which forecasters must track which series closely (the others only need sane output).
+MUST_TRACK = {
+    "constant": set(FORECASTERS),
+    "zeros": set(FORECASTERS),
+    "trend": {"holt_winters", "quantile_gbm", "last_value"},
+    "daily_cycle": {"seasonal_naive", "holt_winters", "quantile_gbm"},
+    "level_shift": {"last_value", "holt_winters", "quantile_gbm"},
+}
+
+
+@pytest.mark.parametrize("series_name", list(SERIES))
+@pytest.mark.parametrize("fname", list(FORECASTERS))
+def test_forecaster_on_constructed_series(series_name, fname):
+    values, truth, tol = SERIES[series_name]
+    q = FORECASTERS[fname].forecast(values, hourly(len(values)), 6)
+    assert q.p50.shape == (6,) and q.p90.shape == (6,)
+    assert np.all(np.isfinite(q.p50)) and np.all(q.p90 >= q.p50)
+    if values.min() >= 0:
+        assert q.p50.min() >= 0
+    if fname in MUST_TRACK[series_name]:
+        assert np.mean(np.abs(q.p50 - truth)) <= tol, (q.p50, truth)
+
+
+@pytest.mark.parametrize("fname", list(FORECASTERS))
+@pytest.mark.parametrize("n", [1, 2, 5, 30])
+def test_short_history_falls_back(fname, n):
+    values = np.linspace(1.0, 2.0, n)
+    q = FORECASTERS[fname].forecast(values, hourly(n), 3)
+    assert q.p50.shape == (3,) and np.all(np.isfinite(q.p90))
+
+
+def test_seasonal_naive_copies_yesterday_and_falls_back_under_two_days():
+    v = daily_cycle(24 * 3)
+    q = SeasonalNaive().forecast(v, hourly(len(v)), 30)  # h > season wraps to the last season
+    np.testing.assert_allclose(q.p50, v[np.r_[np.arange(48, 72), np.arange(48, 54)]])
+    short = daily_cycle(40)
+    assert np.all(SeasonalNaive().forecast(short, hourly(40), 3).p50 == short[-1])
+    # Without timestamps there is no season: last value.
+    assert np.all(SeasonalNaive().forecast(v, None, 3).p50 == v[-1])
+
+
+def test_p90_covers_noise():
+    rng = np.random.default_rng(1)
+    v = 100 + rng.normal(0, 10, 24 * 14)
+    q = LastValue().forecast(v, hourly(len(v)), 3)
+    assert np.all(q.p90 > q.p50 + 5)  # about 1.28 * sqrt(2) * 10 above
+
+
+@pytest.mark.parametrize(
+    "ts, expected",
+    [
+        (hourly(24 * 21), (24, 168)),
+        (np.arange(0, 14 * 86400, 600.0), (144, 1008)),
+        # Open 07:00-21:00 (15 hourly rows) on weekdays only: the season counts rows, not hours.
+        (
+            np.array([d * 86400 + h * 3600.0 for d in range(35) if (d + 3) % 7 < 5 for h in range(7, 22)]),
+            (15, 75),
+        ),
+        (None, (None, None)),
+        (hourly(30), (None, None)),
+    ],
+)
+def test_infer_seasons(ts, expected):
+    assert infer_seasons(ts) == expected
+
+
+def test_carry_forward():
+    out = carry_forward(np.array([np.nan, 2.0, np.nan, np.nan, 5.0, np.nan]))
+    np.testing.assert_array_equal(out, [2, 2, 2, 2, 5, 5])
+
+
+def test_read_csv_gaps_and_errors(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("ts,v\n0,1\n600,\n1200,3\n1800,nan\n")
+    s = read_series_csv(p)
+    np.testing.assert_array_equal(s.values, [1, 1, 3, 3])
+    np.testing.assert_array_equal(s.timestamps_s, [0, 600, 1200, 1800])
+    iso = tmp_path / "iso.csv"
+    iso.write_text("DateTime,Calls\n2003-03-03T07:00:00Z,1\n2003-03-03T07:05:00Z,2\n")
+    assert read_series_csv(iso).timestamps_s[1] - read_series_csv(iso).timestamps_s[0] == 300
+    with pytest.raises(SeriesInputError, match=r"s\.csv: no column 'x'"):
+        read_series_csv(p, value_col="x")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts,v\n0,1\n600,abc\n")
+    with pytest.raises(SeriesInputError, match=r"bad\.csv:3: value 'abc'"):
+        read_series_csv(bad)
+
+
+def with_outages(n: int, run_rows: int, starts: list[int]) -> np.ndarray:
+    v = np.full(n, 100.0)
+    for s in starts:
+        v[s : s + run_rows] = 0.0
+    return v
+
+
+@pytest.mark.parametrize(
+    "values, expected_p50",
+    [
+        # Past outages lasted 3 rows; the history ends 1 row into one: 2 more zero rows, then back.
+        (with_outages(200, 3, [50, 100, 150, 199]), [0.0, 0.0, 100.0, 100.0]),
+        # History ends 3 rows into an outage, as long as any seen: expected to end now.
+        (with_outages(200, 3, [50, 100, 150, 197]), [100.0] * 4),
+        # An outage longer than any seen before persists.
+        (with_outages(200, 2, [50, 100, 150]).tolist()[:-4] + [0.0] * 4, [0.0] * 4),
+        # Outages in the past do not drag the level down once the series is back.
+        (with_outages(200, 3, [50, 100, 150]), [100.0] * 4),
+    ],
+)
+def test_outage_aware(values, expected_p50):
+    q = OutageAware(LastValue()).forecast(np.array(values), None, 4)
+    np.testing.assert_allclose(q.p50, expected_p50)
+    assert np.all(q.p90 >= q.p50)
+
+
+def test_outage_aware_keeps_all_zero_series():
+    q = OutageAware(HoltWinters()).forecast(np.zeros(100), None, 3)
+    np.testing.assert_array_equal(q.p50, 0.0)
