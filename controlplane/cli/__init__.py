@@ -18,6 +18,7 @@ from controlplane.cli import (  # noqa: E402,F401
     detect_cmd,
     fleet_cmd,
     forecast_cmd,
+    profile_cmd,
     query_cmd,
     replay_cmd,
     router_cmd,

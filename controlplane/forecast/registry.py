@@ -16,6 +16,7 @@ from controlplane.forecast.forecasters import (
     QuantileGBM,
     Quantiles,
     SeasonalNaive,
+    SeasonalProfile,
 )
 
 BASELINE = "seasonal_naive"  # rel_mae is relative to this one
@@ -28,6 +29,7 @@ def default_forecasters() -> dict:
         SeasonalNaive("daily"),
         SeasonalNaive("weekly"),
         LastValue(),
+        OutageAware(SeasonalProfile()),
         OutageAware(HoltWinters()),
         OutageAware(QuantileGBM()),
     ]

@@ -26,10 +26,13 @@ _SHARD_KEYS = {
     "actions": "rand()",
     "replica_spec": "cityHash64(replica)",
     "replica_status": "cityHash64(replica)",
+    "capacity_curves": "rand()",
 }
 RAW_TABLES = ("samples",)
 ROLLUP_TABLES = ("samples_1m", "samples_1h", "fleet_1m", "fleet_1h")
-EVENT_TABLES = ("anomaly_events", "forecasts", "decisions", "actions", "replica_spec", "replica_status")
+_V3_EVENT_TABLES = ("anomaly_events", "forecasts", "decisions", "actions", "replica_spec", "replica_status")
+# Low-volume control-plane tables (row inserts, JSON inputs), whatever migration created them.
+EVENT_TABLES = (*_V3_EVENT_TABLES, "capacity_curves")
 
 
 @dataclass(frozen=True)
@@ -326,9 +329,41 @@ PARTITION BY toDate(ts)
 ORDER BY (replica, model, ts)
 {ttl}""",
     ]
-    for t in EVENT_TABLES:
+    for t in _V3_EVENT_TABLES:
         out += lay.distributed(t)
     return out
+
+
+# ---- 4: capacity curves (controlplane/capacity) ----------------------------------------------
+# One row per profiling sweep (or telemetry fit): the measured points and the fitted curve as
+# JSON (a few dozen points; read whole), and the capacity at the SLO as columns to filter on.
+
+
+def _capacity_curves(lay: Layout) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("capacity_curves")}{lay.on_cluster} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),  -- when the sweep ended
+    curve_id String,
+    source LowCardinality(String),  -- profile | telemetry
+    model LowCardinality(String),
+    replica LowCardinality(String),  -- the replica's URL or name
+    replica_kind LowCardinality(String),  -- device and instance count, e.g. cpu-x1
+    device LowCardinality(String),  -- cpu | gpu
+    instance_count UInt16,
+    slo_metric LowCardinality(String),  -- p99_ms, or ttft_p99_ms+itl_p99_ms for chat-lm
+    slo_ms Float64,  -- p99 (or TTFT p99) bound
+    slo_itl_ms Float64,  -- inter-token p99 bound (chat-lm; 0 otherwise)
+    capacity_rps Float64,  -- highest load whose fitted latency meets the SLO
+    lower_bound UInt8,  -- 1: the SLO held at every load tried, the real capacity is higher
+    reason LowCardinality(String),
+    points String,  -- JSON: measured points and fitted latency per point
+    inputs String  -- JSON: sweep parameters (step length, rates, host)
+) ENGINE = {lay.engine("MergeTree", "capacity_curves")}
+PARTITION BY toStartOfMonth(ts)
+ORDER BY (model, replica_kind, ts)
+{lay.ttl(lay.rollup_ttl_days)}""",
+        *lay.distributed("capacity_curves"),
+    ]
 
 
 MIGRATIONS_TABLE = "schema_migrations"
@@ -349,6 +384,7 @@ def render_migrations(lay: Layout) -> list[Migration]:
         Migration(1, "raw_samples", tuple(_samples(lay))),
         Migration(2, "rollups_1m_1h", tuple(_rollups(lay))),
         Migration(3, "control_plane_tables", tuple(_events(lay))),
+        Migration(4, "capacity_curves", tuple(_capacity_curves(lay))),
     ]
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controlplane.forecast.forecasters import HoltWinters, LastValue, OutageAware, QuantileGBM, SeasonalNaive
+from controlplane.forecast.forecasters import (
+    HoltWinters,
+    LastValue,
+    OutageAware,
+    QuantileGBM,
+    SeasonalNaive,
+    SeasonalProfile,
+)
 from controlplane.forecast.series import SeriesInputError, carry_forward, infer_seasons, read_series_csv
 
 HOUR_S = 3600.0
@@ -33,13 +40,15 @@ FORECASTERS = {
     "seasonal_naive": SeasonalNaive("daily"),
     "holt_winters": HoltWinters(),
     "quantile_gbm": QuantileGBM(max_iter=40),
+    "seasonal_profile": SeasonalProfile(),
 }
 # Which forecasters must track which series closely (the others only need sane output).
 MUST_TRACK = {
     "constant": set(FORECASTERS),
     "zeros": set(FORECASTERS),
-    "trend": {"holt_winters", "quantile_gbm", "last_value"},
-    "daily_cycle": {"seasonal_naive", "holt_winters", "quantile_gbm"},
+    "trend": {"holt_winters", "quantile_gbm", "last_value", "seasonal_profile"},
+    "daily_cycle": {"seasonal_naive", "holt_winters", "quantile_gbm", "seasonal_profile"},
+    # seasonal_profile lags a shift younger than its profile days (selection then passes it over).
     "level_shift": {"last_value", "holt_winters", "quantile_gbm"},
 }
 
@@ -73,6 +82,39 @@ def test_seasonal_naive_copies_yesterday_and_falls_back_under_two_days():
     assert np.all(SeasonalNaive().forecast(short, hourly(40), 3).p50 == short[-1])
     # Without timestamps there is no season: last value.
     assert np.all(SeasonalNaive().forecast(v, None, 3).p50 == v[-1])
+
+
+def test_seasonal_profile_beats_yesterday_on_noisy_counts_and_p90_covers():
+    # Poisson counts around a daily cycle: one day back is mostly noise, a five-day profile is not.
+    rng = np.random.default_rng(3)
+    n = 24 * 28
+    rate = 10 + 200 * (1 + np.sin(2 * np.pi * np.arange(n) / 24)) / 2
+    v = rng.poisson(rate).astype(float)
+    ts = hourly(n)
+    errs = {"seasonal_profile": [], "seasonal_naive": []}
+    covered = []
+    for o in range(24 * 21, n - 3, 5):
+        for name, f in (("seasonal_profile", SeasonalProfile()), ("seasonal_naive", SeasonalNaive())):
+            q = f.forecast(v[:o], ts[:o], 3)
+            errs[name].append(np.abs(q.p50 - v[o : o + 3]).mean())
+            if name == "seasonal_profile":
+                covered += list(v[o : o + 3] <= q.p90)
+    assert np.mean(errs["seasonal_profile"]) < 0.8 * np.mean(errs["seasonal_naive"])
+    assert 0.8 <= np.mean(covered) <= 0.97
+
+
+def test_seasonal_profile_sees_only_history():
+    v = daily_cycle(24 * 10)
+    ts = hourly(len(v))
+    # Smoothing a profile value must not reach past the origin: a spike in the last row moves the
+    # level offset only (by spike / level_rows), not the profile.
+    spiked = v.copy()
+    spiked[-1] += 600.0
+    a = SeasonalProfile().forecast(v, ts, 4)
+    b = SeasonalProfile().forecast(spiked, ts, 4)
+    np.testing.assert_allclose(b.p50 - a.p50, 600.0 / SeasonalProfile.level_rows)
+    # Without timestamps (no daily season): the last value.
+    assert np.all(SeasonalProfile().forecast(v, None, 3).p50 == v[-1])
 
 
 def test_p90_covers_noise():
