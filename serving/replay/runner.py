@@ -107,9 +107,12 @@ class _Sender:
         self.start = start
         self.record = record
         self.loop = asyncio.get_running_loop()
+        # uvloop's loop.time() ticks in whole milliseconds, too coarse for ~1 ms requests: latencies
+        # are read from perf_counter, aligned with the loop's start (both are monotonic seconds).
+        self._perf_start = time.perf_counter() - (self.loop.time() - start)
 
     def _now_s(self) -> float:
-        return self.loop.time() - self.start
+        return time.perf_counter() - self._perf_start
 
     async def send(self, planned: PlannedRequest, request: TraceRequest, scheduled_s: float) -> None:
         sent_s = self._now_s()
