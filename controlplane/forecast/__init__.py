@@ -8,6 +8,7 @@ from controlplane.forecast.forecasters import (
     QuantileGBM,
     Quantiles,
     SeasonalNaive,
+    SeasonalProfile,
 )
 from controlplane.forecast.registry import (
     backtest,
@@ -26,6 +27,7 @@ __all__ = [
     "QuantileGBM",
     "Quantiles",
     "SeasonalNaive",
+    "SeasonalProfile",
     "Series",
     "SeriesInputError",
     "backtest",
