@@ -269,7 +269,7 @@ ORDER BY (metric, model, target_ts, ts)
     ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     decision_id String,
     policy LowCardinality(String),
-    mode LowCardinality(String),  -- observe | recommend | act
+    mode LowCardinality(String),  -- active | advisory | off
     model LowCardinality(String),
     replica LowCardinality(String),
     action LowCardinality(String),  -- e.g. scale_up, drain, set_instances, none

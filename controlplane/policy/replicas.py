@@ -1,0 +1,220 @@
+"""Replicas per model: a predictive floor plus a reactive path that only adds above it.
+
+  floor     = replicas_needed(forecast p90 at now + startup, capacity, headroom)   (when both known)
+  reactive  = max(load on capacity, queue over target, latency over SLO, panic on the short window)
+  desired   = max(floor, reactive)       - with no capacity model: never below the current count
+
+A surge (Knative's panic mode: the short-window rate >= panic_threshold_ratio x what the ready
+replicas can carry) sizes from the short window, never scales down, and holds for panic_hold_s
+after the last trigger. Missing or stale rate data is "no decision" (never a scale-down).
+Then the rails (rails.py) apply, with a guard: a scale-down must leave replicas that carry the
+load (worst of the stable and short rates) within capacity * (1 - headroom).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from controlplane.capacity.model import replicas_needed
+from controlplane.policy.decision import Decision
+from controlplane.policy.rails import Clamp, RailsConfig, RailsState, Recommendation, apply_rails
+from controlplane.policy.snapshot import ModelSnapshot
+
+# Reason codes (stable; stored and shown).
+NO_DATA = "no_data"
+STALE_DATA = "stale_data"
+FORECAST_FLOOR = "forecast_floor"  # the predictive floor set the count
+NO_FORECAST = "no_forecast"
+NO_CAPACITY = "no_capacity"  # no capacity model: hold, never scale down from load
+LOAD_OVER_CAPACITY = "load_over_capacity"
+LOAD_BELOW_CAPACITY = "load_below_capacity"
+QUEUE_OVER_TARGET = "queue_over_target"
+LATENCY_OVER_SLO = "latency_over_slo"
+PANIC = "panic"  # a surge: sized from the short window, no scale-down
+PANIC_HOLD = "panic_hold"  # still inside panic_hold_s of the last trigger
+SCALE_DOWN_BLOCKED_CAPACITY = "scale_down_blocked_capacity"
+SCALE_DOWN_LIMITED_CAPACITY = "scale_down_limited_capacity"
+SCALE_DOWN_BLOCKED_NO_CAPACITY = "scale_down_blocked_no_capacity"
+SCALE_DOWN_CAPACITY_OK = "scale_down_capacity_ok"
+
+
+@dataclass(frozen=True)
+class ReplicaPolicyConfig:
+    headroom_ratio: float = 0.2  # keep this fraction of each replica's capacity spare
+    stale_after_s: float = 30.0  # a rate sample older than this is stale: no decision
+    queue_per_replica_target: float = 8.0  # queued requests per replica before adding one
+    tolerance_ratio: float = 0.1  # dead-band around the queue and latency targets (HPA: 10 %)
+    panic_threshold_ratio: float = 2.0  # short-window rate / ready capacity that starts a panic
+    panic_hold_s: float = 60.0  # a panic lasts this long after its last trigger
+    rails: RailsConfig = field(default_factory=RailsConfig)
+
+    def __post_init__(self) -> None:
+        def bad(key: str, value: object, allowed: str) -> None:
+            raise ValueError(f"replicas.{key}={value!r} is out of range; allowed: {allowed}")
+
+        if not (0 <= self.headroom_ratio < 1):
+            bad("headroom_ratio", self.headroom_ratio, "[0, 1)")
+        for key in ("stale_after_s", "queue_per_replica_target", "panic_hold_s"):
+            v = getattr(self, key)
+            if not (v > 0 and math.isfinite(v)):
+                bad(key, v, "a finite number > 0")
+        if not (0 <= self.tolerance_ratio < 1):
+            bad("tolerance_ratio", self.tolerance_ratio, "[0, 1)")
+        if not (self.panic_threshold_ratio > 1 and math.isfinite(self.panic_threshold_ratio)):
+            bad("panic_threshold_ratio", self.panic_threshold_ratio, "a finite number > 1")
+
+
+@dataclass(frozen=True)
+class ReplicaPolicyState:
+    panic_until_s: float | None = None
+    rails: RailsState = field(default_factory=RailsState)
+
+
+def _known(x: float | None) -> bool:
+    return x is not None and math.isfinite(x) and x >= 0
+
+
+def recommend_replicas(
+    snap: ModelSnapshot, state: ReplicaPolicyState, cfg: ReplicaPolicyConfig
+) -> tuple[Recommendation, ReplicaPolicyState]:
+    """The raw policy (before the rails)."""
+    current = snap.current_replicas
+    ready = max(snap.ready_replicas, 0)
+    inputs: dict = {
+        "current_replicas": current,
+        "observed_replicas": snap.observed_replicas,
+        "ready_replicas": ready,
+        "rate_rps": snap.rate_rps,
+        "rate_age_s": snap.rate_age_s,
+        "short_rate_rps": snap.short_rate_rps,
+        "queue_len": snap.queue_len,
+        "p99_ms": snap.p99_ms,
+        "slo_p99_ms": snap.slo_p99_ms,
+        "forecast_p90_rps": snap.forecast_p90_rps,
+        "capacity_rps": snap.capacity_rps,
+        "headroom_ratio": cfg.headroom_ratio,
+    }
+    if not _known(snap.rate_rps) or snap.rate_age_s is None:
+        return Recommendation(None, (NO_DATA,), inputs, confidence_ratio=0.0), state
+    if not (snap.rate_age_s <= cfg.stale_after_s):  # NaN counts as stale too
+        inputs["stale_after_s"] = cfg.stale_after_s
+        return Recommendation(None, (STALE_DATA,), inputs, confidence_ratio=0.0), state
+    rate = float(snap.rate_rps)  # type: ignore[arg-type]
+    short = float(snap.short_rate_rps) if _known(snap.short_rate_rps) else None
+    cap = float(snap.capacity_rps) if snap.capacity_rps and snap.capacity_rps > 0 else None
+    reasons: list[str] = []
+    candidates: list[int] = []
+
+    # Predictive floor: forecast p90 one startup-time ahead.
+    if cap is not None and _known(snap.forecast_p90_rps):
+        floor = replicas_needed(float(snap.forecast_p90_rps), cap, cfg.headroom_ratio)  # type: ignore[arg-type]
+        inputs["floor_replicas"] = floor
+    else:
+        floor = None
+        reasons.append(NO_CAPACITY if cap is None else NO_FORECAST)
+
+    # Reactive path: each signal proposes a count; only the max counts.
+    if cap is not None:
+        load_need = replicas_needed(rate, cap, cfg.headroom_ratio)
+        inputs["load_replicas"] = load_need
+        candidates.append(load_need)
+    else:
+        candidates.append(current)  # without a capacity model load cannot justify a scale-down
+    tol = cfg.tolerance_ratio
+    if _known(snap.queue_len) and ready > 0:
+        per_replica = float(snap.queue_len) / ready  # type: ignore[arg-type]
+        inputs["queue_per_replica"] = round(per_replica, 3)
+        if per_replica > cfg.queue_per_replica_target * (1 + tol):
+            q_need = math.ceil(float(snap.queue_len) / cfg.queue_per_replica_target)  # type: ignore[arg-type]
+            inputs["queue_replicas"] = q_need
+            candidates.append(max(q_need, current + 1))
+            reasons.append(QUEUE_OVER_TARGET)
+    if _known(snap.p99_ms) and snap.slo_p99_ms and snap.slo_p99_ms > 0:
+        ratio = float(snap.p99_ms) / snap.slo_p99_ms  # type: ignore[arg-type]
+        inputs["latency_slo_ratio"] = round(ratio, 3)
+        if ratio > 1 + tol:
+            lat_need = max(math.ceil(max(ready, 1) * ratio), current + 1)
+            inputs["latency_replicas"] = lat_need
+            candidates.append(lat_need)
+            reasons.append(LATENCY_OVER_SLO)
+
+    # Panic (Knative): the short window against what the ready replicas can carry.
+    panic_until = state.panic_until_s
+    if short is not None:
+        if cap is not None:
+            carry_rps = max(ready, 1) * cap
+            trigger = short >= cfg.panic_threshold_ratio * carry_rps
+            panic_need = replicas_needed(short, cap, cfg.headroom_ratio)
+        else:  # no capacity model: a surge is the short window far above the stable one
+            trigger = rate > 0 and short >= cfg.panic_threshold_ratio * rate
+            panic_need = math.ceil(max(ready, 1) * short / rate) if rate > 0 else current
+        if trigger:
+            panic_until = snap.now_s + cfg.panic_hold_s
+            reasons.append(PANIC)
+        inputs["panic_replicas"] = panic_need
+        if trigger or (panic_until is not None and snap.now_s < panic_until):
+            candidates.append(panic_need)
+    surge = panic_until is not None and snap.now_s < panic_until
+    if surge and PANIC not in reasons:
+        reasons.append(PANIC_HOLD)
+    if not surge:
+        panic_until = None
+    if surge:
+        candidates.append(current)  # in panic the count never goes down
+    inputs["panic_until_s"] = panic_until
+
+    reactive = max(candidates)
+    desired = reactive if floor is None else max(floor, reactive)
+    if floor is not None and floor >= reactive:
+        reasons.insert(0, FORECAST_FLOOR)
+    elif cap is not None:
+        reasons.insert(0, LOAD_OVER_CAPACITY if reactive >= current else LOAD_BELOW_CAPACITY)
+    inputs["desired_replicas"] = desired
+    new_state = ReplicaPolicyState(panic_until_s=panic_until, rails=state.rails)
+    return Recommendation(desired, tuple(reasons), inputs, surge=surge), new_state
+
+
+def capacity_guard(snap: ModelSnapshot, cfg: ReplicaPolicyConfig):
+    """Scale-down check: the replicas left carry the worst recent rate within
+    capacity * (1 - headroom); otherwise stop at the smallest count that does."""
+
+    def guard(value: int, current: int) -> Clamp:
+        cap = snap.capacity_rps
+        if not (cap and cap > 0):
+            return Clamp(
+                current, SCALE_DOWN_BLOCKED_NO_CAPACITY, "no capacity model: scale-down not checked, held"
+            )
+        rate = max(snap.rate_rps or 0.0, snap.short_rate_rps or 0.0)
+        usable = cap * (1 - cfg.headroom_ratio)
+        for n in range(value, current):
+            if n >= 1 and rate / n <= usable:
+                if n == value:
+                    return Clamp(value, SCALE_DOWN_CAPACITY_OK, f"{n} replicas carry {rate:g} rps")
+                return Clamp(
+                    n, SCALE_DOWN_LIMITED_CAPACITY, f"stopped at {n}: {value} cannot carry {rate:g} rps"
+                )
+        return Clamp(
+            current,
+            SCALE_DOWN_BLOCKED_CAPACITY,
+            f"held at {current}: {current - 1} replicas cannot carry {rate:g} rps at {usable:g} rps each",
+        )
+
+    return guard
+
+
+def decide_replicas(
+    snap: ModelSnapshot, state: ReplicaPolicyState, cfg: ReplicaPolicyConfig
+) -> tuple[Decision, ReplicaPolicyState]:
+    """One tick: policy -> rails -> (Decision, state). A no-decision leaves the rails untouched."""
+    rec, state = recommend_replicas(snap, state, cfg)
+    decision, rails_state = apply_rails(
+        rec,
+        model=snap.model,
+        now_s=snap.now_s,
+        current=snap.current_replicas,
+        state=state.rails,
+        cfg=cfg.rails,
+        guard=capacity_guard(snap, cfg),
+    )
+    return decision, ReplicaPolicyState(panic_until_s=state.panic_until_s, rails=rails_state)

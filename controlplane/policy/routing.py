@@ -1,0 +1,200 @@
+"""Router weights per replica from health, latency and open anomaly incidents.
+
+A replica is bad when it is unhealthy, has an open incident, or its p99 is slow_ratio x the
+median of its peers (and above slow_floor_ms, so that 1 ms vs 2 ms is not "slow"). A bad
+replica is drained gradually (drain_step_weight per tick, so its in-flight work and the other
+replicas' warm-up are not hit at once), flagged for replacement once it has been bad for
+replace_after_s, and restored gradually once it has been good again for restore_after_s.
+Drains never start while no other replica is good: weight has to go somewhere.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from controlplane.policy.decision import Decision
+from controlplane.policy.rails import MODES
+from controlplane.policy.snapshot import ModelSnapshot, ReplicaSignal
+
+# Reason codes (stable; stored and shown).
+UNHEALTHY = "unhealthy"
+OPEN_INCIDENT = "open_incident"
+SLOW_VS_PEERS = "slow_vs_peers"
+DRAIN = "drain"
+DRAINED = "drained"  # already at 0
+DRAIN_HELD_NO_GOOD_PEER = "drain_held_no_good_peer"
+REPLACE_AFTER_BAD = "replace_after_bad"
+RESTORE = "restore"
+RESTORE_WAIT = "restore_wait"  # good again, waiting out restore_after_s
+HEALTHY = "healthy"
+NEW_REPLICA = "new_replica"
+MODE_OFF = "mode_off"
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    full_weight: int = 100
+    drain_step_weight: int = 25  # weight removed per tick from a bad replica
+    restore_step_weight: int = 25  # weight given back per tick after recovery
+    slow_ratio: float = 2.0  # p99 / median p99 of the peers that makes a replica slow
+    slow_floor_ms: float = 5.0  # below this p99 a replica is never "slow"
+    replace_after_s: float = 120.0  # bad this long -> flag for replacement
+    restore_after_s: float = 30.0  # good this long before restoring (hysteresis)
+    mode: str = "active"  # active | advisory | off
+
+    def __post_init__(self) -> None:
+        def bad(key: str, value: object, allowed: str) -> None:
+            raise ValueError(f"routing.{key}={value!r} is out of range; allowed: {allowed}")
+
+        for key in ("full_weight", "drain_step_weight", "restore_step_weight"):
+            if getattr(self, key) < 1:
+                bad(key, getattr(self, key), "an integer >= 1")
+        if not (self.slow_ratio > 1 and math.isfinite(self.slow_ratio)):
+            bad("slow_ratio", self.slow_ratio, "a finite number > 1")
+        for key in ("slow_floor_ms", "replace_after_s", "restore_after_s"):
+            v = getattr(self, key)
+            if not (v >= 0 and math.isfinite(v)):
+                bad(key, v, "a finite number >= 0")
+        if self.mode not in MODES:
+            bad("mode", self.mode, " | ".join(MODES))
+
+
+@dataclass(frozen=True)
+class ReplicaRoute:
+    weight: int  # last weight set (in advisory mode: the weight that would have been set)
+    bad_since_s: float | None = None
+    good_since_s: float | None = None
+    replace_requested: bool = False  # once per bad streak
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    replicas: dict[str, ReplicaRoute] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoutingResult:
+    weights: dict[str, int]  # replica -> weight to apply (or that would be applied)
+    replace: tuple[str, ...]  # replicas to replace now
+    decisions: list[Decision]  # one per replica (policy "routing")
+    actuate: bool  # active mode and something changed
+
+
+def judge(rep: ReplicaSignal, peers: list[ReplicaSignal], cfg: RoutingConfig) -> list[str]:
+    """Why a replica is bad (empty: it is good)."""
+    why = []
+    if not rep.healthy:
+        why.append(UNHEALTHY)
+    if rep.open_incidents > 0:
+        why.append(OPEN_INCIDENT)
+    peer_p99 = [p.p99_ms for p in peers if p.p99_ms is not None and p.healthy]
+    if rep.p99_ms is not None and rep.p99_ms > cfg.slow_floor_ms and peer_p99:
+        if rep.p99_ms > cfg.slow_ratio * statistics.median(peer_p99):
+            why.append(SLOW_VS_PEERS)
+    return why
+
+
+def decide_weights(
+    snap: ModelSnapshot, state: RoutingState, cfg: RoutingConfig
+) -> tuple[RoutingResult, RoutingState]:
+    now = snap.now_s
+    if cfg.mode == "off":
+        weights = {
+            r.name: state.replicas.get(r.name, ReplicaRoute(cfg.full_weight)).weight for r in snap.replicas
+        }
+        off = Decision(
+            model=snap.model, ts=now, current=None, recommended=None, final=None, mode="off",
+            actuate=False, reason_codes=[MODE_OFF], inputs={}, message="routing mode off",
+            policy="routing", action="none", confidence_ratio=0.0,
+        )  # fmt: skip
+        return RoutingResult(weights, (), [off], False), state
+
+    verdicts = {r.name: judge(r, [p for p in snap.replicas if p.name != r.name], cfg) for r in snap.replicas}
+    any_good = any(not v for v in verdicts.values())
+    new_routes: dict[str, ReplicaRoute] = {}
+    decisions: list[Decision] = []
+    weights: dict[str, int] = {}
+    replace: list[str] = []
+    for rep in snap.replicas:
+        why = verdicts[rep.name]
+        prev = state.replicas.get(rep.name)
+        reasons: list[str] = []
+        if prev is None:
+            prev = ReplicaRoute(cfg.full_weight)
+            reasons.append(NEW_REPLICA)
+        route = prev
+        current = prev.weight
+        if why:
+            bad_since = prev.bad_since_s if prev.bad_since_s is not None else now
+            route = ReplicaRoute(current, bad_since, None, prev.replace_requested)
+            reasons += why
+            target = 0
+            if current == 0:
+                reasons.append(DRAINED)
+                new_w = 0
+            elif any_good:
+                reasons.append(DRAIN)
+                new_w = max(0, current - cfg.drain_step_weight)
+            else:
+                reasons.append(DRAIN_HELD_NO_GOOD_PEER)
+                new_w = current
+            action = "drain" if new_w < current else "hold"
+            if now - bad_since >= cfg.replace_after_s and not prev.replace_requested:
+                reasons.append(REPLACE_AFTER_BAD)
+                route = ReplicaRoute(new_w, bad_since, None, True)
+                replace.append(rep.name)
+                action = "replace"
+            else:
+                route = ReplicaRoute(new_w, bad_since, None, route.replace_requested)
+        else:
+            good_since = prev.good_since_s if prev.good_since_s is not None else now
+            target = cfg.full_weight
+            new_w = current
+            if current < cfg.full_weight:
+                if now - good_since >= cfg.restore_after_s:
+                    reasons.append(RESTORE)
+                    new_w = min(cfg.full_weight, current + cfg.restore_step_weight)
+                else:
+                    reasons.append(RESTORE_WAIT)
+            else:
+                reasons.append(HEALTHY)
+            action = "restore" if new_w > current else "hold"
+            route = ReplicaRoute(new_w, None, good_since, False)
+        new_routes[rep.name] = route
+        weights[rep.name] = route.weight
+        changed = route.weight != current or action == "replace"
+        actuate = cfg.mode == "active" and changed
+        verb = "set" if cfg.mode == "active" else "would set"
+        msg = f"{verb} weight {current} -> {route.weight}" if route.weight != current else f"weight {current}"
+        if action == "replace":
+            msg += (
+                "; replace" if cfg.mode == "active" else "; would replace"
+            ) + f" (bad since {bad_since:g})"
+        decisions.append(
+            Decision(
+                model=snap.model,
+                ts=now,
+                current=current,
+                recommended=target,
+                final=route.weight,
+                mode=cfg.mode,
+                actuate=actuate,
+                reason_codes=reasons,
+                inputs={
+                    "healthy": rep.healthy,
+                    "p99_ms": rep.p99_ms,
+                    "open_incidents": rep.open_incidents,
+                    "bad_since_s": route.bad_since_s,
+                    "good_since_s": route.good_since_s,
+                    "zone": rep.zone,
+                },
+                message=msg,
+                policy="routing",
+                replica=rep.name,
+                action=action,
+            )  # fmt: skip
+        )
+    any_actuate = any(d.actuate for d in decisions)
+    return RoutingResult(weights, tuple(replace), decisions, any_actuate), RoutingState(new_routes)

@@ -1,0 +1,186 @@
+"""Replica policy: tick-by-tick scenarios on a fake clock (15 s ticks), a comment per step.
+
+Capacity 10 rps per replica at the SLO, headroom 0.2: each replica carries 8 rps.
+The loop's part is simulated by `Sim`: an active decision becomes the next tick's count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from controlplane.forecast.forecasters import Quantiles
+from controlplane.policy import (
+    ModelSnapshot,
+    ReplicaPolicyConfig,
+    ReplicaPolicyState,
+    decide_replicas,
+    forecast_at,
+)
+from controlplane.policy.rails import RailsConfig
+
+TICK_S = 15.0
+CFG = ReplicaPolicyConfig(
+    headroom_ratio=0.2,
+    stale_after_s=30.0,
+    rails=RailsConfig(min_replicas=1, max_replicas=20, max_up_step=4, max_down_step=1, step_interval_s=60.0),
+)
+
+
+class Sim:
+    def __init__(self, replicas: int, cfg: ReplicaPolicyConfig = CFG):
+        self.now_s = 1_700_000_000.0
+        self.replicas = replicas
+        self.cfg = cfg
+        self.state = ReplicaPolicyState()
+        self.decisions = []
+
+    def tick(self, rate_rps=None, *, short=None, age_s=5.0, **kw):
+        snap = ModelSnapshot(
+            now_s=self.now_s, model="classifier-small", observed_replicas=self.replicas,
+            ready_replicas=self.replicas, rate_rps=rate_rps, rate_age_s=age_s if rate_rps is not None else None,
+            short_rate_rps=short if short is not None else rate_rps, capacity_rps=kw.pop("capacity_rps", 10.0), **kw,
+        )  # fmt: skip
+        d, self.state = decide_replicas(snap, self.state, self.cfg)
+        if d.actuate:
+            self.replicas = d.final
+        self.decisions.append(d)
+        self.now_s += TICK_S
+        return d
+
+
+def test_surge_panics_within_one_tick_and_never_scales_down_during_it():
+    sim = Sim(2)
+    # t=0: steady 12 rps on 2 replicas (16 rps usable): hold.
+    assert sim.tick(12.0).final == 2
+    # t=15: the short window jumps to 48 rps >= 2 x 20 rps the 2 ready replicas carry: panic,
+    # sized from the short window (48 / 8 = 6), up +4 in one tick.
+    d = sim.tick(14.0, short=48.0)
+    assert "panic" in d.reason_codes and d.final == 6 and d.actuate
+    # t=30: the short window dips to 10 rps (bursty); the stable rate says 2 would do, but the
+    # panic holds for 60 s: no scale-down.
+    d = sim.tick(10.0, short=10.0)
+    assert d.final == 6 and "panic_hold" in d.reason_codes
+    # t=45 .. t=60: still inside the hold: still 6.
+    assert [sim.tick(10.0).final for _ in range(2)] == [6, 6]
+    # t=75: the panic is over; the 300 s window still remembers 6: no scale-down yet.
+    d = sim.tick(10.0)
+    assert d.final == 6 and "panic_hold" not in d.reason_codes and "stabilised_down" in d.reason_codes
+    assert all(x.kind != "scale_down" for x in sim.decisions)
+
+
+def test_slow_decline_scales_down_after_the_window_one_step_at_a_time():
+    sim = Sim(6)
+    # t=0: 45 rps needs 6 replicas (45 / 8 = 5.6).
+    assert sim.tick(45.0).final == 6
+    # t=15 .. t=285: the load falls to 20 rps (3 replicas would do) and stays there: every
+    # recommendation in the last 300 s still includes the 6: hold.
+    for _ in range(19):
+        d = sim.tick(20.0)
+        assert d.final == 6 and d.recommended == 3
+    # t=300: the 6 from t=0 leaves the window: one step down (max 1 per 60 s).
+    d = sim.tick(20.0)
+    assert (d.final, d.kind) == (5, "scale_down") and "step_limited_down" in d.reason_codes
+    # t=315 .. t=345: the step interval is used up: hold at 5.
+    assert [sim.tick(20.0).final for _ in range(3)] == [5, 5, 5]
+    # t=360: next step down; then one per minute until 3.
+    assert sim.tick(20.0).final == 4
+    finals = [sim.tick(20.0).final for _ in range(8)]
+    assert finals == [4, 4, 4, 3, 3, 3, 3, 3]
+    downs = [d for d in sim.decisions if d.kind == "scale_down"]
+    assert all(d.current - d.final == 1 for d in downs)
+
+
+def test_scale_down_checks_the_remaining_replicas_carry_the_load():
+    # 4 replicas; the stable rate says 2, but the short window runs 30 rps: 3 replicas carry
+    # 24 rps only, so the guard stops the scale-down (worst case in the direction of travel).
+    cfg = replace(CFG, rails=replace(CFG.rails, down_window_s=0.0))
+    sim = Sim(4, cfg)
+    d = sim.tick(12.0, short=30.0)
+    assert d.final == 4 and "scale_down_blocked_capacity" in d.reason_codes and not d.actuate
+    # Without a capacity model nothing may scale down from load at all.
+    d = sim.tick(12.0, capacity_rps=None, forecast_p90_rps=None)
+    assert d.final == 4 and "no_capacity" in d.reason_codes
+
+
+def test_flapping_load_does_not_flap_decisions():
+    sim = Sim(2)
+    # t=0 .. t=600: the load alternates 30 rps / 10 rps every tick (4 vs 2 replicas).
+    for i in range(40):
+        sim.tick(30.0 if i % 2 == 0 else 10.0)
+    finals = [d.final for d in sim.decisions]
+    # Up once (2 -> 4 at t=0), then held at 4: the 300 s window always contains a 4.
+    assert finals[0] == 4 and set(finals) == {4}
+    changes = sum(1 for a, b in zip(finals, finals[1:], strict=False) if a != b)
+    assert changes == 0
+
+
+def test_telemetry_blackout_is_no_decision_and_never_scales_down():
+    sim = Sim(5)
+    # t=0: 35 rps on 5 replicas: hold.
+    assert sim.tick(35.0).final == 5
+    # t=15: the scrape breaks; the last sample ages 45 s > 30 s: stale, no decision.
+    d = sim.tick(1.0, age_s=45.0)
+    assert d.final is None and d.reason_codes == ["stale_data"] and not d.actuate and d.kind == "none"
+    # t=30 .. t=600: no rate at all (the series vanished): no decision every tick, the count stays.
+    for _ in range(38):
+        d = sim.tick(None)
+        assert d.final is None and d.reason_codes == ["no_data"]
+    assert sim.replicas == 5 and all(not d.actuate for d in sim.decisions)
+
+
+def test_a_too_low_forecast_floor_is_topped_up_by_the_reactive_path():
+    sim = Sim(2)
+    # t=0: the forecast says 10 rps (floor 2), but 50 rps arrive (7 replicas): up to +4 now.
+    d = sim.tick(50.0, forecast_p90_rps=10.0)
+    assert d.inputs["floor_replicas"] == 2 and d.recommended == 7 and d.final == 6
+    assert d.reason_codes[0] == "load_over_capacity"
+    # t=15: the rest (the step interval allows max(4, 100 % of 6)).
+    assert sim.tick(50.0, forecast_p90_rps=10.0).final == 7
+
+
+def test_forecast_floor_holds_capacity_ahead_of_the_load():
+    sim = Sim(2)
+    # t=0: 10 rps now, but the forecast one startup-time ahead says 60 rps: the floor is 8.
+    d = sim.tick(10.0, forecast_p90_rps=60.0)
+    assert d.reason_codes[0] == "forecast_floor" and d.recommended == 8 and d.final == 6
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason", "want"),
+    [
+        ({"queue_len": 60.0}, "queue_over_target", 8),  # 60 queued / 8 per replica
+        ({"queue_len": 17.0}, None, 2),  # 8.5 per replica: inside the 10 % dead-band
+        ({"p99_ms": 300.0, "slo_p99_ms": 100.0}, "latency_over_slo", 6),  # 3 x SLO -> 3 x 2
+        ({"p99_ms": 105.0, "slo_p99_ms": 100.0}, None, 2),  # dead-band
+    ],
+)
+def test_reactive_signals_add_above_the_load(kw, reason, want):
+    d = Sim(2).tick(10.0, **kw)
+    assert d.recommended == want
+    assert (reason in d.reason_codes) if reason else ("queue_over_target" not in d.reason_codes)
+
+
+def test_advisory_mode_changes_nothing_but_computes_the_final():
+    cfg = replace(CFG, rails=replace(CFG.rails, mode="advisory"))
+    sim = Sim(2, cfg)
+    # t=0 .. t=30: a surge; advisory says what it would do, every tick, and touches nothing.
+    for _ in range(3):
+        d = sim.tick(40.0, short=60.0)
+        assert (d.final, d.actuate, d.mode) == (6, False, "advisory")
+        assert "would scale to 6" in d.message and d.as_row()["mode"] == "advisory"
+    assert sim.replicas == 2
+
+
+def test_forecast_at_reads_the_step_one_startup_time_ahead():
+    q = Quantiles(p50=[1.0, 2.0, 3.0], p90=[10.0, 20.0, 30.0])
+    assert forecast_at(q, 60.0, 90.0) == 20.0  # 90 s ahead -> step 2 (covers up to 120 s)
+    assert forecast_at(q, 60.0, 10.0) == 10.0
+    assert forecast_at(q, 60.0, 1000.0) == 30.0  # past the horizon: the last step
+    assert forecast_at(Quantiles(p50=[], p90=[]), 60.0, 10.0) is None
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="replicas.headroom_ratio=1.0"):
+        ReplicaPolicyConfig(headroom_ratio=1.0)
