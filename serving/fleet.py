@@ -35,6 +35,14 @@ class FleetError(RuntimeError):
     """A fleet operation failed; the message says which replica and why."""
 
 
+class FleetRequestError(FleetError):
+    """The request itself is wrong (unknown replica, model or zone, a value out of range): retrying will not help."""
+
+
+class FleetUnavailable(FleetError):
+    """A replica could not be reached: retrying later may help."""
+
+
 @dataclass(frozen=True)
 class FleetOptions:
     fleet_dir: Path
@@ -139,7 +147,7 @@ class FleetManager:
     def up(self, replicas: int) -> list[ReplicaRecord]:
         """Bring the fleet to at least `replicas` running replicas; return all of them once ready."""
         if replicas < 1:
-            raise FleetError(f"--replicas must be >= 1, got {replicas}")
+            raise FleetRequestError(f"--replicas must be >= 1, got {replicas}")
         with lock_for(self.opts.state_path):
             state = self.state()
             dead = [r for r in state.replicas if not pid_alive(r.pid)]
@@ -200,12 +208,14 @@ class FleetManager:
     def set_instance_count(self, name: str, model: str, count: int) -> ReplicaRecord:
         """Change a model's instance count on a running replica through Triton's model load API."""
         if count < 1 or count > 64:
-            raise FleetError(f"instance count must be in 1..64, got {count}")
+            raise FleetRequestError(f"instance count must be in 1..64, got {count}")
         with lock_for(self.opts.state_path):
             state = self.state()
             rec = self._require(state, name)
             if model not in rec.models:
-                raise FleetError(f"replica {name} does not serve model {model!r}; it serves {rec.models}")
+                raise FleetRequestError(
+                    f"replica {name} does not serve model {model!r}; it serves {rec.models}"
+                )
             self._load_model(rec, model, count, cache_enabled=not rec.cache_off)
             rec.instance_counts[model] = count
             write_state(self.opts.state_path, state)
@@ -219,7 +229,7 @@ class FleetManager:
             try:
                 write_faults(rec.faults_path, faults)
             except ValueError as exc:
-                raise FleetError(f"invalid fault for {name}: {exc}") from None
+                raise FleetRequestError(f"invalid fault for {name}: {exc}") from None
             if faults.cache_off != rec.cache_off:
                 for model in (m for m in rec.models if m in CACHED_MODELS):
                     count = rec.instance_counts.get(model, self.opts.instance_count)
@@ -239,7 +249,7 @@ class FleetManager:
         rec = state.by_name(name)
         if rec is None:
             names = [r.name for r in state.replicas] or ["(none)"]
-            raise FleetError(f"no replica named {name!r}; the fleet has: {', '.join(names)}")
+            raise FleetRequestError(f"no replica named {name!r}; the fleet has: {', '.join(names)}")
         return rec
 
     def _free_slot(self, state: FleetState) -> int:
@@ -259,7 +269,7 @@ class FleetManager:
     ) -> _Launch:
         """Render the repository and start one tritonserver; it is added to `state` immediately."""
         if zone is not None and zone not in self.opts.zones:
-            raise FleetError(f"unknown zone {zone!r}; configured zones: {', '.join(self.opts.zones)}")
+            raise FleetRequestError(f"unknown zone {zone!r}; configured zones: {', '.join(self.opts.zones)}")
         slot = self._free_slot(state)
         name = f"replica-{slot}"
         workdir = self.opts.fleet_dir / name
@@ -410,4 +420,4 @@ class FleetManager:
                 f"replica {rec.name}: loading {model} with {count} instance(s) failed: {detail}"
             ) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise FleetError(f"replica {rec.name} at {rec.http_url} is unreachable: {exc}") from None
+            raise FleetUnavailable(f"replica {rec.name} at {rec.http_url} is unreachable: {exc}") from None

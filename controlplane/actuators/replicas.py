@@ -10,7 +10,7 @@ from typing import Protocol
 
 from controlplane.actuators.result import ActuationResult, ActuationStatus, FakeBehaviour, result, timed
 from controlplane.actuators.triton import FleetLike
-from serving.fleet import FleetError
+from serving.fleet import FleetError, FleetRequestError
 from serving.fleet_state import FleetStateError
 
 
@@ -53,7 +53,9 @@ class FleetReplicaProcesses:
         try:
             rec = self.manager.add(zone)
         except FleetError as exc:
-            status = ActuationStatus.REJECTED if "unknown zone" in str(exc) else ActuationStatus.FAILED
+            status = (
+                ActuationStatus.REJECTED if isinstance(exc, FleetRequestError) else ActuationStatus.FAILED
+            )
             return result(status, str(exc), zone=zone)
         except FleetStateError as exc:
             return result(ActuationStatus.UNAVAILABLE, str(exc), zone=zone)

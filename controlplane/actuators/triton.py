@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from controlplane.actuators.result import ActuationResult, ActuationStatus, FakeBehaviour, result, timed
-from serving.fleet import FleetError
+from serving.fleet import FleetError, FleetUnavailable
 from serving.fleet_state import FleetState, FleetStateError, ReplicaRecord
 
 MIN_INSTANCES = 1
@@ -42,8 +42,8 @@ def _out_of_range(count: int) -> ActuationResult | None:
 
 
 def fleet_error_status(exc: FleetError) -> ActuationStatus:
-    """FleetError carries no code; an unreachable replica is the one case worth retrying."""
-    return ActuationStatus.UNAVAILABLE if "unreachable" in str(exc) else ActuationStatus.REJECTED
+    """An unreachable replica is the one case worth retrying; a wrong request or a failed load is not."""
+    return ActuationStatus.UNAVAILABLE if isinstance(exc, FleetUnavailable) else ActuationStatus.REJECTED
 
 
 class FleetTritonInstances:

@@ -11,7 +11,7 @@ import pytest
 from controlplane.actuators.replicas import FakeReplicaProcesses, FleetReplicaProcesses
 from controlplane.actuators.result import ActuationStatus
 from controlplane.actuators.triton import FakeTritonInstances, FleetTritonInstances
-from serving.fleet import FleetError
+from serving.fleet import FleetError, FleetRequestError, FleetUnavailable
 from serving.fleet_state import FleetState, FleetStateError, ReplicaRecord
 
 S = ActuationStatus
@@ -71,7 +71,7 @@ class StubFleet:
         return new
 
 
-UNREACHABLE = FleetError("replica replica-0 at http://127.0.0.1:1 is unreachable: refused")
+UNREACHABLE = FleetUnavailable("replica replica-0 at http://127.0.0.1:1 is unreachable: refused")
 LOAD_FAILED = FleetError("replica replica-0: loading chat-lm with 3 instance(s) failed: bad config")
 
 
@@ -133,7 +133,7 @@ def test_fleet_replicas_add():
     assert fleet.calls == [("add", "zone-b")]  # the bad zone never reached the fleet
     fleet.raise_on["add"] = FleetError("replica replica-2 exited with code 1 during start-up; log ...")
     assert procs.add().status is S.FAILED
-    fleet.raise_on["add"] = FleetError("unknown zone 'q'; configured zones: zone-a")
+    fleet.raise_on["add"] = FleetRequestError("unknown zone 'q'; configured zones: zone-a")
     assert FleetReplicaProcesses(fleet).add("q").status is S.REJECTED  # no zones given: the fleet says
 
 
