@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 from controlplane.policy.decision import Decision
+from controlplane.policy.validate import out_of_range
 
 MODES = ("active", "advisory", "off")
 
@@ -56,8 +58,7 @@ class RailsConfig:
     mode: str = "active"  # active | advisory | off
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: object, allowed: str) -> None:
-            raise ValueError(f"rails.{key}={value!r} is out of range; allowed: {allowed}")
+        bad = partial(out_of_range, "rails")
 
         if self.min_replicas < 1:
             bad("min_replicas", self.min_replicas, ">= 1")

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 from controlplane.capacity.model import replicas_needed
 from controlplane.policy.decision import Decision
 from controlplane.policy.rails import Clamp, RailsConfig, RailsState, Recommendation, apply_rails
 from controlplane.policy.snapshot import ModelSnapshot
+from controlplane.policy.validate import out_of_range
 
 # Reason codes (stable; stored and shown).
 NO_DATA = "no_data"
@@ -50,8 +52,7 @@ class ReplicaPolicyConfig:
     rails: RailsConfig = field(default_factory=RailsConfig)
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: object, allowed: str) -> None:
-            raise ValueError(f"replicas.{key}={value!r} is out of range; allowed: {allowed}")
+        bad = partial(out_of_range, "replicas")
 
         if not (0 <= self.headroom_ratio < 1):
             bad("headroom_ratio", self.headroom_ratio, "[0, 1)")

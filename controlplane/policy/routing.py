@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from functools import partial
 
 from controlplane.policy.decision import Decision
 from controlplane.policy.rails import MODES
 from controlplane.policy.snapshot import ModelSnapshot, ReplicaSignal
+from controlplane.policy.validate import out_of_range
 
 # Reason codes (stable; stored and shown).
 UNHEALTHY = "unhealthy"
@@ -45,8 +47,7 @@ class RoutingConfig:
     mode: str = "active"  # active | advisory | off
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: object, allowed: str) -> None:
-            raise ValueError(f"routing.{key}={value!r} is out of range; allowed: {allowed}")
+        bad = partial(out_of_range, "routing")
 
         for key in ("full_weight", "drain_step_weight", "restore_step_weight"):
             if getattr(self, key) < 1:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 from controlplane.policy.decision import Decision
 from controlplane.policy.snapshot import ModelSnapshot
+from controlplane.policy.validate import out_of_range
 from controlplane.sim.baselines.common import NO_CAPACITY, NOT_DUE, STALE_AFTER_S, decided, fresh_rate, hold
 
 POLICY = "dynamo"
@@ -49,8 +51,7 @@ class DynamoConfig:
     stale_after_s: float = STALE_AFTER_S  # not upstream; see common.py
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: object, allowed: str) -> None:
-            raise ValueError(f"dynamo.{key}={value!r} is out of range; allowed: {allowed}")
+        bad = partial(out_of_range, "dynamo")
 
         if not (self.adjustment_interval_s > 0):
             bad("adjustment_interval_s", self.adjustment_interval_s, "seconds > 0")

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 from controlplane.policy.decision import Decision
 from controlplane.policy.snapshot import ModelSnapshot
+from controlplane.policy.validate import out_of_range
 from controlplane.sim.baselines.common import (
     NO_CAPACITY,
     NOT_DUE,
@@ -75,8 +77,7 @@ class KpaConfig:
     stale_after_s: float = STALE_AFTER_S  # not upstream; see common.py
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: object, allowed: str) -> None:
-            raise ValueError(f"kpa.{key}={value!r} is out of range; allowed: {allowed}")
+        bad = partial(out_of_range, "kpa")
 
         if self.metric not in METRICS:
             bad("metric", self.metric, " | ".join(METRICS))

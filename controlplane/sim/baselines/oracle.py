@@ -11,9 +11,11 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from controlplane.policy.decision import Decision
 from controlplane.policy.snapshot import ModelSnapshot
+from controlplane.policy.validate import out_of_range
 from controlplane.sim.baselines.common import decided
 
 POLICY = "oracle"
@@ -34,8 +36,7 @@ class OracleConfig:
     max_replicas: int = 1_000_000
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: object, allowed: str) -> None:
-            raise ValueError(f"oracle.{key}={value!r} is out of range; allowed: {allowed}")
+        bad = partial(out_of_range, "oracle")
 
         if len(self.ts_s) != len(self.rate_rps) or not self.ts_s:
             bad("ts_s", f"{len(self.ts_s)} samples", f"non-empty, as many as rate_rps ({len(self.rate_rps)})")
