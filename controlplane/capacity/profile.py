@@ -150,7 +150,7 @@ def point_from_results(results: list[RequestResult], rate_rps: float, wall_s: fl
         error_ratio=round((n - len(ok)) / n, 4) if n else 1.0,
         requests=n,
         ttft_p99_ms=percentile_ms(ttft, 99),
-        itl_p99_ms=round(float(np.percentile(itl, 99)), 3) if itl else None,
+        itl_p99_ms=percentile_ms(itl, 99),
         send_lag_p99_ms=percentile_ms(lags_ms, 99),
     )
 

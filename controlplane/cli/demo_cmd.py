@@ -18,10 +18,13 @@ from controlplane.cli.common import ConfigOption, fail, print_json, settings_or_
 DEMO_TRACE = Path(__file__).resolve().parents[2] / "serving" / "demo_data" / "AzureLLMInferenceTrace_conv.csv"
 
 
+def _command(*args: str, config: str | None = None) -> list[str]:
+    """A `fleetpilot` child command with the same interpreter and config as this process."""
+    return [sys.executable, "-m", "controlplane", *args, *(["--config", config] if config else [])]
+
+
 def _fleetpilot(*args: str, capture: bool = False, config: str | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "controlplane", *args]
-    if config:
-        cmd += ["--config", config]
+    cmd = _command(*args, config=config)
     if capture:
         return subprocess.run(cmd, capture_output=True, text=True)
     # Progress of the steps goes to stderr: stdout carries only the report (one JSON object with --json).
@@ -36,8 +39,7 @@ def requests_within(trace: Path, window_s: float) -> int:
 
 
 def _start_collector(config: str | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "controlplane", "collect", *(["--config", config] if config else [])]
-    return subprocess.Popen(cmd, stdout=sys.stderr, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(_command("collect", config=config), stdout=sys.stderr, stderr=subprocess.DEVNULL)
 
 
 def _stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:

@@ -22,6 +22,7 @@ from dataclasses import replace
 import pytest
 
 from controlplane.cli.router_cmd import router_options
+from serving.router.bench import classifier_body  # fresh features: the response cache cannot answer
 from serving.router.server import start_background, stop_background
 
 pytestmark = pytest.mark.integration
@@ -74,14 +75,6 @@ class Router:
                 return
             time.sleep(0.2)
         raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; state: {self.state()}")
-
-
-def classifier_body(rng: random.Random) -> bytes:
-    # Fresh inputs per request: Triton's response cache must not answer for the replica.
-    data = [round(rng.random(), 6) for _ in range(64)]
-    return json.dumps(
-        {"inputs": [{"name": "features", "shape": [1, 64], "datatype": "FP32", "data": data}]}
-    ).encode()
 
 
 @pytest.fixture(scope="module")
