@@ -183,9 +183,6 @@ class FleetManager:
             old = self._require(state, name)
             launch = self._launch(state, zone=old.zone, instance_counts=dict(old.instance_counts))
             self._await_ready([launch], state)
-            for model, count in launch.record.instance_counts.items():
-                if count != self.opts.instance_count:  # rendered with the default; carry the live count over
-                    self._load_model(launch.record, model, count, cache_enabled=True)
             state.replicas.remove(old)
             write_state(self.opts.state_path, state)  # new one visible before the old one stops
             self._stop(old)
@@ -298,6 +295,7 @@ class FleetManager:
             self.opts.models,
             device=rec.device,
             instance_count=self.opts.instance_count,
+            instance_counts=counts,  # a replacement keeps its predecessor's live counts
             chat_max_running=self.opts.chat_max_running,
             chat_kv_cache_tokens=self.opts.chat_kv_cache_tokens,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -158,8 +158,12 @@ def render_repository(
     chat_max_running: int = CHAT_MAX_RUNNING_DEFAULT,
     chat_kv_cache_tokens: int = CHAT_KV_CACHE_TOKENS_DEFAULT,
     cache_enabled: bool = True,
+    instance_counts: Mapping[str, int] | None = None,
 ) -> Path:
-    """Write a loadable model repository for `models` under dest; returns dest."""
+    """Write a loadable model repository for `models` under dest; returns dest.
+
+    `instance_counts` overrides `instance_count` per model (a replacement replica starts with
+    the counts its predecessor had)."""
     for name in models:
         _check_name(name)  # validate all before writing anything
     dest = Path(dest)
@@ -167,7 +171,7 @@ def render_repository(
         config = model_config_json(
             name,
             device=device,
-            instance_count=instance_count,
+            instance_count=(instance_counts or {}).get(name, instance_count),
             cache_enabled=cache_enabled,
             chat_max_running=chat_max_running,
             chat_kv_cache_tokens=chat_kv_cache_tokens,

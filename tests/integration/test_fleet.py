@@ -83,6 +83,7 @@ def test_bad_requests_give_clear_errors(fleet):
 
 def test_killed_replica_shows_as_exited_and_replace_restores(fleet):
     added = fleet.manager.add(zone="zone-b")
+    fleet.manager.set_instance_count(added.name, "classifier-small", 2)
     os.killpg(added.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -95,5 +96,7 @@ def test_killed_replica_shows_as_exited_and_replace_restores(fleet):
     assert new.zone == "zone-b" and new.name != added.name
     st = {s.record.name: s.state for s in fleet.manager.status()}
     assert st[new.name] == "ready" and added.name not in st
+    # the replacement starts with its predecessor's live instance count
+    assert _get_json(f"{new.http_url}/v2/models/classifier-small/config")["instance_group"][0]["count"] == 2
     fleet.manager.remove(new.name)
     assert len(fleet.replicas) == 2

@@ -157,3 +157,17 @@ def test_torch_device(args, cuda, cpu_only, expected):
 )
 def test_engine_label(instance, label):
     assert engine_label({"model_instance_name": instance}) == label
+
+
+def test_per_model_instance_counts_override_the_default(tmp_path):
+    render_repository(
+        tmp_path,
+        ["classifier-small", "chat-lm"],
+        device="cpu",
+        instance_count=1,
+        instance_counts={"chat-lm": 3},
+    )
+    small = (tmp_path / "classifier-small" / "config.pbtxt").read_text()
+    chat = (tmp_path / "chat-lm" / "config.pbtxt").read_text()
+    assert "count: 1" in small and "count: 3" not in small
+    assert "count: 3" in chat
