@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +31,9 @@ def bench_router(
     Starts its own one-replica fleet and router on spare ports (base config ports + 500) in a
     temporary data dir, so a running fleet is left alone.
     """
-    from serving.procs import wait_http_ok  # noqa: PLC0415
+    from controlplane.cli.router_cmd import router_options  # noqa: PLC0415
     from serving.router.bench import measure_router_overhead  # noqa: PLC0415
+    from serving.router.server import RouterStartError, start_background, stop_background  # noqa: PLC0415
 
     base = settings_or_exit(config)
     with tempfile.TemporaryDirectory(prefix="fleetpilot-bench-") as tmp:
@@ -50,29 +49,19 @@ def bench_router(
         settings = settings_or_exit(config)
         mgr = fleet_manager(settings)
         typer.secho(f"starting 1 replica with {model} ...", err=True)
-        router = None
+        run_dir = Path(tmp) / "router"
         try:
             mgr.up(1)
             replica = mgr.state().replicas[0]
-            router = subprocess.Popen(
-                [sys.executable, "-m", "controlplane", "router"],
-                env={**os.environ},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            router_url = f"http://{settings.bind_host}:{settings.router.port}"
             try:
-                wait_http_ok(f"{router_url}/health", 30, router)
-            except RuntimeError as exc:
+                router = start_background(router_options(settings), run_dir)
+            except RouterStartError as exc:
                 fail(f"the bench's router did not start: {exc}")
-            time.sleep(
-                2 * settings.router.health_check_interval_s
-            )  # one health round marks the replica healthy
-            result = measure_router_overhead(replica.http_url, router_url, model, rate_rps, duration_s)
+            # One health round marks the replica healthy.
+            time.sleep(2 * settings.router.health_check_interval_s)
+            result = measure_router_overhead(replica.http_url, router.url, model, rate_rps, duration_s)
         finally:
-            if router is not None:
-                router.terminate()
-                router.wait(timeout=10)
+            stop_background(run_dir)
             mgr.down()
     result["machine_cores"] = os.cpu_count()
     print_json(result) if json_out else typer.echo(result)
