@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from opentelemetry.trace import Tracer
 
 from collectors.columns import Chunk
 from collectors.gpu import NvmlSampler
+from collectors.procmem import METRIC as PROCMEM_METRIC
+from collectors.procmem import ProcMemSampler
 from collectors.scrape import ScrapeOutcome, TargetState, scrape
 from collectors.sink import FlushResult, SampleStore, Sink
 from collectors.targets import Target, discover
@@ -65,6 +68,8 @@ class Collector:
         tracer: Tracer | None = None,
         nvml: NvmlSampler | None = None,
         targets: list[Target] | None = None,
+        procmem: ProcMemSampler | None = None,
+        on_chunk: Callable[[Chunk], None] | None = None,
     ):
         self.cfg = cfg
         self.state_path = state_path
@@ -80,6 +85,9 @@ class Collector:
             tracer=self.tracer,
         )
         self.nvml = nvml
+        self.procmem = procmem  # resident memory per local replica (collectors/procmem.py)
+        self.on_chunk = on_chunk  # an in-process reader of every scrape (the control loop's live view)
+        self._procmem_states: dict[str, TargetState] = {}
         self._fixed_targets = targets  # tests and `--target` use a fixed list instead of discovery
         self._states: dict[str, TargetState] = {}
         self._nvml_state: TargetState | None = None
@@ -135,6 +143,9 @@ class Collector:
                 self._add(o.chunk)
         if self.nvml is not None:
             self._add(self._nvml_chunk(ts_s))
+        if self.procmem is not None:
+            for chunk in self._procmem_chunks(ts_s, live):
+                self._add(chunk)
         if self.sink.due() or self.sink.full():
             report.flush = await self.flush()
         return report
@@ -142,6 +153,30 @@ class Collector:
     def _add(self, chunk: Chunk) -> None:
         # Only queue here: the store is called from flush() in a worker thread, never on the loop.
         self.sink.queue(chunk)
+        if self.on_chunk is not None:
+            try:
+                self.on_chunk(chunk)
+            except Exception:  # noqa: BLE001 - a reader's bug must not stop collection
+                log.exception("chunk listener failed")
+
+    def _procmem_chunks(self, ts_s: float, live: set[str]) -> list[Chunk]:
+        out = []
+        for name, zone, region, rss in self.procmem.sample():
+            if name not in live:
+                continue  # not this shard's replica
+            st = self._procmem_states.get(name)
+            if st is None:
+                st = TargetState(
+                    Target(name, None, None, zone, region, kind="procmem"),
+                    self.cfg.series_limit_per_target,
+                    self.cfg.max_label_length_bytes,
+                )
+                self._procmem_states[name] = st
+            i = st.parser.labelled(PROCMEM_METRIC, {}, "gauge")
+            out.append(
+                Chunk(ts_s, name, zone, region, st.parser.table, np.array([i], np.int64), np.array([rss]))
+            )
+        return out
 
     def _nvml_chunk(self, ts_s: float) -> Chunk:
         if self._nvml_state is None:

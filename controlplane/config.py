@@ -172,10 +172,85 @@ class ReplayConfig(_Section):
 
 class ApiConfig(_Section):
     port: int = Field(7070, ge=1, le=65535, description="Control-plane API port.")
+    query_max_rows: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="POST /v1/query: most rows returned; a larger result is cut here and flagged truncated (rows).",
+    )
+    query_max_execution_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="POST /v1/query: the engine stops a query after this long and the API answers 408 (seconds).",
+    )
+    query_max_result_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=1 << 34,
+        description="POST /v1/query: the engine stops reading once the result holds about this much (bytes).",
+    )
+    summary_window_s: float = Field(
+        60.0,
+        ge=60,
+        le=3600,
+        description="Window of the rate and p99 shown per model in /v1/models when no controller runs: the last complete one (seconds, a multiple of 60).",
+    )
+    slo_objective_ratio: float = Field(
+        0.99,
+        gt=0,
+        lt=1,
+        description="Share of requests that must meet the p99 latency SLO; burn rate = (1 - within) / (1 - objective) (ratio).",
+    )
+    gpu_price_per_hour: float = Field(
+        2.5, ge=0, le=10_000, description="Price of one GPU for one hour, in your currency (/v1/cost)."
+    )
+    gpus_per_replica_count: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="GPUs billed per replica-hour when no GPU telemetry is stored (a CPU-only fleet is priced as if each replica held this many).",
+    )
+
+    @field_validator("summary_window_s")
+    @classmethod
+    def _whole_minutes(cls, v: float) -> float:
+        if v % 60:
+            raise ValueError(f"{v} is not a multiple of 60 (the minute rollups)")
+        return v
 
 
 class DashboardConfig(_Section):
     port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
+    api_url: str | None = Field(
+        None,
+        description="Control-plane API base URL the dashboard reads (env FLEETPILOT_API_URL wins); empty means http://<bind_host>:<api.port>.",
+    )
+    refresh_interval_s: float = Field(
+        10.0, ge=1, le=3600, description="Auto-refresh period of the live panels (seconds)."
+    )
+    request_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Timeout of one dashboard request to the API (seconds)."
+    )
+    default_window_s: int = Field(
+        3600,
+        ge=60,
+        le=30 * 86400,
+        description="Time window the pages open with (seconds); the sidebar changes it.",
+    )
+    query_max_rows: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows the history page asks the API for at most (rows; the API's own cap still applies).",
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {v!r})")
+        return v.rstrip("/") if v else v
 
 
 class StoreConfig(_Section):
@@ -305,6 +380,120 @@ class CollectConfig(BaseModel):
         return self
 
 
+Mode = Literal["active", "advisory", "off"]
+
+
+class ControlConfig(_Section):
+    """The control loop of `fleetpilot up`: what it may change and how fast."""
+
+    interval_s: float = Field(5.0, gt=0, le=3600, description="Period between control decisions (seconds).")
+    mode: Mode = Field(
+        "active",
+        description="Default mode of every model: active (actuate), advisory (decide and record, change nothing) or off.",
+    )
+    model_modes: dict[str, Mode] = Field(
+        default_factory=dict, description="Per-model mode, overriding `mode`, e.g. {chat-lm: advisory}."
+    )
+    manage_replicas: bool = Field(
+        True, description="Add, remove and replace local replica processes (serving.fleet) when active."
+    )
+    manage_routing: bool = Field(True, description="Set router weights per replica when active.")
+    min_replicas: int = Field(1, ge=1, le=10_000, description="Fewest replicas the loop keeps (replicas).")
+    max_replicas: int = Field(6, ge=1, le=10_000, description="Most replicas the loop starts (replicas).")
+    max_up_step_replicas: int = Field(
+        2, ge=1, le=1000, description="Replicas added per step interval at most (replicas)."
+    )
+    max_down_step_replicas: int = Field(
+        1, ge=1, le=1000, description="Replicas removed per step interval at most (replicas)."
+    )
+    step_interval_s: float = Field(
+        30.0, ge=0, le=86_400, description="Window the step limits apply to (seconds)."
+    )
+    scale_down_window_s: float = Field(
+        120.0,
+        ge=0,
+        le=86_400,
+        description="Scale down only to the highest recommendation of this window (seconds; HPA uses 300).",
+    )
+    replica_startup_s: float = Field(
+        20.0,
+        ge=0,
+        le=3600,
+        description="Time a new replica takes to serve; the forecast floor looks this far ahead (seconds).",
+    )
+    slo_p99_ms: float = Field(250.0, gt=0, le=600_000, description="Default p99 latency SLO per model (ms).")
+    slo_p99_ms_by_model: dict[str, float] = Field(
+        default_factory=dict, description="Per-model p99 latency SLO overriding slo_p99_ms (ms)."
+    )
+    capacity_rps_by_model: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-model capacity of one replica at the SLO when no profiled or learned curve is stored (requests/s).",
+    )
+    headroom_ratio: float = Field(
+        0.2, ge=0, lt=1, description="Fraction of each replica's capacity kept spare (0-1)."
+    )
+    queue_target_requests: float = Field(
+        8.0, gt=0, le=100_000, description="Queued requests per replica before one is added (requests)."
+    )
+    stable_window_s: float = Field(
+        30.0, gt=0, le=3600, description="Window of the stable request rate (seconds; Knative uses 60)."
+    )
+    short_window_s: float = Field(
+        6.0, gt=0, le=600, description="Window of the panic (surge) request rate (seconds; Knative uses 6)."
+    )
+    panic_threshold_ratio: float = Field(
+        2.0,
+        gt=1,
+        le=100,
+        description="Short-window rate / what ready replicas carry that starts a surge (ratio).",
+    )
+    stale_after_s: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="Telemetry older than this is stale: no decision, never a scale-down (seconds).",
+    )
+    drain_step_weight: int = Field(
+        25, ge=1, le=100, description="Weight taken from a bad replica per tick (of 100)."
+    )
+    restore_step_weight: int = Field(
+        25, ge=1, le=100, description="Weight given back per tick after recovery (of 100)."
+    )
+    slow_ratio: float = Field(
+        2.0,
+        gt=1,
+        le=1000,
+        description="A replica whose p99 is this many times its peers' median is slow (ratio).",
+    )
+    restore_after_s: float = Field(
+        20.0,
+        ge=0,
+        le=86_400,
+        description="A replica stays good this long before its weight is restored (seconds).",
+    )
+    replace_after_s: float = Field(
+        90.0, ge=0, le=86_400, description="A replica bad this long is replaced (seconds)."
+    )
+    forecast: bool = Field(
+        True, description="Run the load forecasters and use their p90 as the replica floor."
+    )
+    detect: bool = Field(True, description="Run the anomaly detectors on every scrape.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ControlConfig:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas {self.max_replicas} is below min_replicas {self.min_replicas} (allowed: >= {self.min_replicas})"
+            )
+        return self
+
+    def mode_for(self, model: str) -> str:
+        return self.model_modes.get(model, self.mode)
+
+    def slo_for(self, model: str) -> float:
+        return self.slo_p99_ms_by_model.get(model, self.slo_p99_ms)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLEETPILOT_",
@@ -330,6 +519,7 @@ class Settings(BaseSettings):
     dashboard: DashboardConfig = DashboardConfig()
     store: StoreConfig = StoreConfig()
     collect: CollectConfig = CollectConfig()
+    control: ControlConfig = ControlConfig()
 
     # Set only for the duration of load_settings(); a ClassVar, not a field.
     yaml_file_path: ClassVar[Path | None] = None

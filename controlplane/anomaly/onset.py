@@ -13,8 +13,9 @@ outside one, so this detector emits sparse events, not a dense surprise curve:
 2. Novelty: each signal is divided by its own maximum over the previous `history_rows` rows (never
    less than `floor_z`); a log ratio above 0 is a new record. A series that bursts every night sets
    its own bar high; a quiet one alarms on a modest change.
-3. Events: a new record fires, then the detector is silent for `refractory_rows` rows (an open
-   incident does not alert again). The event's score grows with its novelty and its absolute z,
+3. Events: a new record (beating its bar by more than `min_novelty` in log ratio, and from a
+   signal with at least `signal_warmup_rows` rows of its own history) fires, then the detector
+   is silent for `refractory_rows` rows (an open incident does not alert again). The event's score grows with its novelty and its absolute z,
    quantised to a few levels so one corpus-wide threshold cuts cleanly.
 
 Every quantity at row t uses rows <= t only (past windows, running maxima), so scoring a prefix
@@ -45,6 +46,20 @@ class OnsetParams:
     z_weight: float = 0.3  # how much log(z) adds to the event's strength
     levels: int = 20  # score quantisation steps over (0.5, 1]
     rel_spread_floor: float = 1e-3  # spread floor relative to the reference's range or |median|
+    min_novelty: float = 0.0  # log ratio a record must beat its bar by (0: any new record fires)
+    signal_warmup_rows: int = 0  # rows of a signal's own history before it may fire
+
+    def __post_init__(self) -> None:
+        for name in ("reference_rows", "history_rows", "refractory_rows", "levels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"OnsetParams.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("min_reference_rows", "shift_rows", "burst_rows", "warmup_rows", "signal_warmup_rows"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"OnsetParams.{name} must be >= 0, got {getattr(self, name)}")
+        if self.floor_z <= 0:
+            raise ValueError(f"OnsetParams.floor_z must be > 0, got {self.floor_z}")
+        if self.min_novelty < 0:
+            raise ValueError(f"OnsetParams.min_novelty must be >= 0, got {self.min_novelty}")
 
 
 def _past_stats(x: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -132,7 +147,13 @@ def novelty(sig: dict[str, np.ndarray], p: OnsetParams) -> tuple[np.ndarray, np.
     for s in sig.values():
         bar = np.maximum(_past_max(s, p.history_rows), p.floor_z)
         with np.errstate(divide="ignore"):
-            nov = np.maximum(nov, np.log(np.maximum(s, 1e-12) / bar))
+            ratio = np.log(np.maximum(s, 1e-12) / bar)
+        if p.signal_warmup_rows:
+            # A signal that just switched on (the day-over-day one after two days) has no record
+            # yet: its first values would all be "new records".
+            live = np.flatnonzero(s > 0)
+            ratio[: (live[0] if live.size else n) + p.signal_warmup_rows] = -np.inf
+        nov = np.maximum(nov, ratio)
         z_max = np.maximum(z_max, s)
     return nov, z_max
 
@@ -140,15 +161,21 @@ def novelty(sig: dict[str, np.ndarray], p: OnsetParams) -> tuple[np.ndarray, np.
 def score(values: np.ndarray, timestamps: np.ndarray, p: OnsetParams = OnsetParams()) -> np.ndarray:
     """One anomaly score in [0, 1] per row: 0, or an event's quantised strength in (0.5, 1]."""
     x = np.asarray(values, dtype=float)
-    out = np.zeros(len(x))
     if len(x) == 0:
-        return out
-    nov, z_max = novelty(signals(x, timestamps, p), p)
+        return np.zeros(0)
+    return events(signals(x, timestamps, p), p)
+
+
+def events(sig: dict[str, np.ndarray], p: OnsetParams = OnsetParams()) -> np.ndarray:
+    """Sparse event scores from the surprise signals (split from `score` so tuning can reuse signals)."""
+    n = len(next(iter(sig.values())))
+    out = np.zeros(n)
+    nov, z_max = novelty(sig, p)
     strength = nov + p.z_weight * np.log(np.maximum(z_max, 1e-12))
     level = 1.0 / (1.0 + np.exp(-strength))
     level = np.ceil(level * p.levels) / p.levels  # a few levels: one threshold fits all files
     quiet_until = p.warmup_rows
-    for t in np.flatnonzero(nov > 0):
+    for t in np.flatnonzero(nov > p.min_novelty):
         if t < quiet_until:
             continue
         out[t] = min(1.0, max(level[t], 0.5 + 1.0 / p.levels))

@@ -31,8 +31,11 @@ class PeerOutput:
     spread: np.ndarray
 
 
-def peer_z(values: np.ndarray, groups: np.ndarray, params: PeerParams = PeerParams()) -> PeerOutput:
-    """`values[i]` is replica i's metric, `groups[i]` the model it serves (any hashable labels)."""
+def peer_z(
+    values: np.ndarray, groups: np.ndarray, params: PeerParams = PeerParams(), floor: np.ndarray | None = None
+) -> PeerOutput:
+    """`values[i]` is replica i's metric, `groups[i]` the model it serves (any hashable labels);
+    `floor[i]`, when given, is series i's smallest spread (in the metric's units)."""
     x = np.asarray(values, dtype=float)
     g = np.asarray(groups)
     z = np.zeros(x.size)
@@ -49,6 +52,8 @@ def peer_z(values: np.ndarray, groups: np.ndarray, params: PeerParams = PeerPara
         med = np.median(others, axis=1)
         mad = MAD_TO_SIGMA * np.median(np.abs(others - med[:, None]), axis=1)
         s = np.maximum(np.maximum(mad, params.rel_floor_ratio * np.abs(med)), params.abs_floor)
+        if floor is not None:
+            s = np.maximum(s, floor[idx])
         z[idx] = (vals - med) / s
         expected[idx] = med
         spread[idx] = s

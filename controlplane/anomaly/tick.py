@@ -9,7 +9,7 @@ the snapshot from the store and writes `events` to `anomaly_events`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,9 +31,14 @@ class Layout:
     replicas: tuple[tuple[str, str], ...]  # (model, replica) rows of the multivariate matrix
     mv_row: np.ndarray  # [S] row in the multivariate matrix, -1 if the metric is not a feature
     mv_col: np.ndarray  # [S] feature column, -1 if not a feature
+    # [S] which way is bad: +1 only high values (latency), -1 only low ones (cache hit ratio), 0 both
+    direction: np.ndarray | None = None
+    floor: np.ndarray | None = None  # [S] smallest spread (metric units): noise below it is not news
 
     @staticmethod
-    def build(keys: list[SeriesKey]) -> Layout:
+    def build(
+        keys: list[SeriesKey], direction: list[int] | None = None, floor: list[float] | None = None
+    ) -> Layout:
         groups: dict[tuple[str, str], int] = {}
         reps: dict[tuple[str, str], int] = {}
         pg, rows, cols = [], [], []
@@ -45,7 +50,22 @@ class Layout:
             else:
                 rows.append(-1)
                 cols.append(-1)
-        return Layout(tuple(keys), np.array(pg), tuple(reps), np.array(rows), np.array(cols))
+        return Layout(
+            tuple(keys),
+            np.array(pg),
+            tuple(reps),
+            np.array(rows),
+            np.array(cols),
+            None if direction is None else np.asarray(direction, dtype=float),
+            None if floor is None else np.asarray(floor, dtype=float),
+        )
+
+
+def _one_sided(z: np.ndarray, direction: np.ndarray | None) -> np.ndarray:
+    """Keep the bad side of a signed z only (a replica faster than its peers is not an anomaly)."""
+    if direction is None:
+        return z
+    return np.where((direction == 0) | (z * direction > 0), z, 0.0)
 
 
 @dataclass(frozen=True)
@@ -84,9 +104,17 @@ def detect_tick(
     params: EngineParams = EngineParams(),
 ) -> tuple[EngineState, list[incidents.Finding], list[incidents.AnomalyEvent]]:
     x = np.asarray(values, dtype=float)
-    rs, r = robust.step(state.robust, x, now_s, params.robust)
+    rp = params.robust
+    if layout.floor is not None:
+        rp = replace(rp, min_spread_abs=np.maximum(layout.floor, rp.min_spread_abs))
+    rs, r = robust.step(state.robust, x, now_s, rp)
     cs, cp = changepoint.step(state.cusum, r.signed_z, params.cusum, mask=r.spread > 0)
-    pz = peer.peer_z(x, layout.peer_group, params.peer)
+    pz = peer.peer_z(x, layout.peer_group, params.peer, floor=layout.floor)
+    if layout.direction is not None:
+        signed = _one_sided(r.signed_z, layout.direction)
+        r = replace(r, signed_z=signed, z=np.abs(signed))
+        pz = replace(pz, z=_one_sided(pz.z, layout.direction))
+        cp = replace(cp, change=cp.change & (signed != 0))
     ms, mv_series = state.multi, np.zeros(x.size)
     if params.use_multivariate and layout.replicas:
         X = np.full((len(layout.replicas), len(multivariate.FEATURES)), np.nan)

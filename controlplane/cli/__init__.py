@@ -12,8 +12,10 @@ app = typer.Typer(
 
 # Each module adds its commands to `app` on import.
 from controlplane.cli import (  # noqa: E402,F401
+    api_cmd,
     bench_cmd,
     collect_cmd,
+    dashboard_cmd,
     demo_cmd,
     detect_cmd,
     fleet_cmd,
@@ -22,4 +24,5 @@ from controlplane.cli import (  # noqa: E402,F401
     query_cmd,
     replay_cmd,
     router_cmd,
+    up_cmd,
 )

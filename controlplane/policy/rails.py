@@ -51,7 +51,8 @@ class RailsConfig:
     max_replicas: int = 16
     max_up_step: int = 4  # replicas added per step interval (at least this many) ...
     max_up_ratio: float = 1.0  # ... or this fraction of the current count, whichever is more
-    max_down_step: int = 1  # replicas removed per step interval
+    max_down_step: int = 1  # replicas removed per step interval (at least this many) ...
+    max_down_ratio: float = 0.0  # ... or this fraction of the current count (floor), whichever is more
     step_interval_s: float = 60.0
     up_window_s: float = 0.0  # 0: scale up on the first tick that asks for it
     down_window_s: float = 300.0  # scale down to the highest recommendation of this window
@@ -70,6 +71,8 @@ class RailsConfig:
             bad("max_down_step", self.max_down_step, ">= 1")
         if not (self.max_up_ratio >= 0 and math.isfinite(self.max_up_ratio)):
             bad("max_up_ratio", self.max_up_ratio, "a finite number >= 0")
+        if not (0 <= self.max_down_ratio < 1):
+            bad("max_down_ratio", self.max_down_ratio, "[0, 1)")
         for key in ("step_interval_s", "up_window_s", "down_window_s"):
             v = getattr(self, key)
             if not (v >= 0 and math.isfinite(v)):
@@ -109,13 +112,14 @@ def clamp_bounds(value: int, cfg: RailsConfig) -> Clamp:
 def clamp_step(
     value: int, current: int, now_s: float, changes: tuple[tuple[float, int], ...], cfg: RailsConfig
 ) -> Clamp:
-    """At most max(max_up_step, ceil(current * max_up_ratio)) up and max_down_step down per
-    step interval, counting what was already actuated inside the interval."""
+    """At most max(max_up_step, ceil(current * max_up_ratio)) up and max(max_down_step,
+    floor(current * max_down_ratio)) down per step interval, counting what was already actuated
+    inside the interval."""
     recent = [d for t, d in changes if now_s - t < cfg.step_interval_s]
     up_done = sum(d for d in recent if d > 0)
     down_done = -sum(d for d in recent if d < 0)
     up_room = max(0, max(cfg.max_up_step, math.ceil(current * cfg.max_up_ratio)) - up_done)
-    down_room = max(0, cfg.max_down_step - down_done)
+    down_room = max(0, max(cfg.max_down_step, math.floor(current * cfg.max_down_ratio)) - down_done)
     if value > current + up_room:
         return Clamp(
             current + up_room,

@@ -129,13 +129,15 @@ def recommend_replicas(
         if per_replica > cfg.queue_per_replica_target * (1 + tol):
             q_need = math.ceil(float(snap.queue_len) / cfg.queue_per_replica_target)  # type: ignore[arg-type]
             inputs["queue_replicas"] = q_need
-            candidates.append(max(q_need, current + 1))
+            # From the ready count: replicas still starting will take their share of the
+            # queue, so a lagging signal does not add one more every tick while they start.
+            candidates.append(max(q_need, ready + 1))
             reasons.append(QUEUE_OVER_TARGET)
     if _known(snap.p99_ms) and snap.slo_p99_ms and snap.slo_p99_ms > 0:
         ratio = float(snap.p99_ms) / snap.slo_p99_ms  # type: ignore[arg-type]
         inputs["latency_slo_ratio"] = round(ratio, 3)
         if ratio > 1 + tol:
-            lat_need = max(math.ceil(max(ready, 1) * ratio), current + 1)
+            lat_need = max(math.ceil(max(ready, 1) * ratio), ready + 1)  # ready: see the queue path
             inputs["latency_replicas"] = lat_need
             candidates.append(lat_need)
             reasons.append(LATENCY_OVER_SLO)

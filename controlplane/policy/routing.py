@@ -33,6 +33,7 @@ RESTORE_WAIT = "restore_wait"  # good again, waiting out restore_after_s
 HEALTHY = "healthy"
 NEW_REPLICA = "new_replica"
 MODE_OFF = "mode_off"
+DRAIN_BUDGET_EXHAUSTED = "drain_budget_exhausted"  # too many replicas already out: hold this one
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class RoutingConfig:
     slow_floor_ms: float = 5.0  # below this p99 a replica is never "slow"
     replace_after_s: float = 120.0  # bad this long -> flag for replacement
     restore_after_s: float = 30.0  # good this long before restoring (hysteresis)
+    # At most this fraction of the replicas (at least one) may be out of rotation at once, so an
+    # overload that makes every replica slow never drains the fleet (a disruption budget).
+    max_drained_ratio: float = 0.34
     mode: str = "active"  # active | advisory | off
 
     def __post_init__(self) -> None:
@@ -60,6 +64,8 @@ class RoutingConfig:
                 bad(key, v, "a finite number >= 0")
         if self.mode not in MODES:
             bad("mode", self.mode, " | ".join(MODES))
+        if not (0 < self.max_drained_ratio <= 1):
+            bad("max_drained_ratio", self.max_drained_ratio, "(0, 1]")
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,29 @@ def judge(rep: ReplicaSignal, peers: list[ReplicaSignal], cfg: RoutingConfig) ->
     return why
 
 
+def _badness(rep: ReplicaSignal, why: list[str]) -> tuple:
+    """Worst first: down, then open incidents, then slowest."""
+    return (UNHEALTHY not in why, -rep.open_incidents, -(rep.p99_ms or 0.0), rep.name)
+
+
+def drain_budget(
+    replicas: tuple[ReplicaSignal, ...],
+    verdicts: dict[str, list[str]],
+    state: RoutingState,
+    cfg: RoutingConfig,
+) -> set[str]:
+    """The bad replicas allowed out of rotation: those already below full weight first (a drain
+    in progress continues), then the worst, up to max_drained_ratio of the replicas."""
+    budget = max(1, math.floor(cfg.max_drained_ratio * len(replicas)))
+    bad = [r for r in replicas if verdicts[r.name]]
+    out_now = [
+        r for r in bad if state.replicas.get(r.name, ReplicaRoute(cfg.full_weight)).weight < cfg.full_weight
+    ]
+    rest = sorted((r for r in bad if r not in out_now), key=lambda r: _badness(r, verdicts[r.name]))
+    ranked = sorted(out_now, key=lambda r: _badness(r, verdicts[r.name])) + rest
+    return {r.name for r in ranked[:budget]}
+
+
 def decide_weights(
     snap: ModelSnapshot, state: RoutingState, cfg: RoutingConfig
 ) -> tuple[RoutingResult, RoutingState]:
@@ -114,6 +143,7 @@ def decide_weights(
 
     verdicts = {r.name: judge(r, [p for p in snap.replicas if p.name != r.name], cfg) for r in snap.replicas}
     any_good = any(not v for v in verdicts.values())
+    may_drain = drain_budget(snap.replicas, verdicts, state, cfg)
     new_routes: dict[str, ReplicaRoute] = {}
     decisions: list[Decision] = []
     weights: dict[str, int] = {}
@@ -135,14 +165,22 @@ def decide_weights(
             if current == 0:
                 reasons.append(DRAINED)
                 new_w = 0
-            elif any_good:
-                reasons.append(DRAIN)
-                new_w = max(0, current - cfg.drain_step_weight)
-            else:
+            elif not any_good:
                 reasons.append(DRAIN_HELD_NO_GOOD_PEER)
                 new_w = current
+            elif rep.name not in may_drain:
+                reasons.append(DRAIN_BUDGET_EXHAUSTED)
+                new_w = current
+            else:
+                reasons.append(DRAIN)
+                new_w = max(0, current - cfg.drain_step_weight)
             action = "drain" if new_w < current else "hold"
-            if now - bad_since >= cfg.replace_after_s and not prev.replace_requested:
+            # Replacing is for a replica that stays bad on its own, not one held back by the budget.
+            if (
+                now - bad_since >= cfg.replace_after_s
+                and not prev.replace_requested
+                and rep.name in may_drain
+            ):
                 reasons.append(REPLACE_AFTER_BAD)
                 route = ReplicaRoute(new_w, bad_since, None, True)
                 replace.append(rep.name)
@@ -162,7 +200,11 @@ def decide_weights(
             else:
                 reasons.append(HEALTHY)
             action = "restore" if new_w > current else "hold"
-            route = ReplicaRoute(new_w, None, good_since, False)
+            # "Good" without traffic (drained, no p99) is no evidence of recovery: the bad streak
+            # goes on until it serves well again, so a replica that relapses is still replaced.
+            unproven = rep.p99_ms is None and current < cfg.full_weight and prev.bad_since_s is not None
+            keep_bad = prev.bad_since_s if unproven else None
+            route = ReplicaRoute(new_w, keep_bad, good_since, prev.replace_requested and unproven)
         new_routes[rep.name] = route
         weights[rep.name] = route.weight
         changed = route.weight != current or action == "replace"

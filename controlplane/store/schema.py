@@ -27,12 +27,13 @@ _SHARD_KEYS = {
     "replica_spec": "cityHash64(replica)",
     "replica_status": "cityHash64(replica)",
     "capacity_curves": "rand()",
+    "overrides": "rand()",
 }
 RAW_TABLES = ("samples",)
 ROLLUP_TABLES = ("samples_1m", "samples_1h", "fleet_1m", "fleet_1h")
 _V3_EVENT_TABLES = ("anomaly_events", "forecasts", "decisions", "actions", "replica_spec", "replica_status")
 # Low-volume control-plane tables (row inserts, JSON inputs), whatever migration created them.
-EVENT_TABLES = (*_V3_EVENT_TABLES, "capacity_curves")
+EVENT_TABLES = (*_V3_EVENT_TABLES, "capacity_curves", "overrides")
 
 
 @dataclass(frozen=True)
@@ -366,6 +367,29 @@ ORDER BY (model, replica_kind, ts)
     ]
 
 
+# ---- 5: operator overrides (controlplane/api/overrides.py) ------------------------------------
+# One row per POST /v1/overrides (pause, resume, pin, unpin, mode), never updated: the effective
+# state is folded from the rows in ts order. No TTL: an override without expiry must not vanish.
+
+
+def _overrides(lay: Layout) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {lay.local("overrides")}{lay.on_cluster} (
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    override_id String,
+    model LowCardinality(String),  -- a model name, or * for all models
+    action LowCardinality(String),  -- pause | resume | pin | unpin | mode
+    replicas Nullable(UInt32),  -- pin only
+    mode LowCardinality(String),  -- mode only: active | advisory | off ('' otherwise)
+    reason String,
+    expires_at Nullable(DateTime64(3, 'UTC')),  -- NULL: until changed
+    source LowCardinality(String)  -- api | cli | loop
+) ENGINE = {lay.engine("MergeTree", "overrides")}
+ORDER BY (model, ts)""",
+        *lay.distributed("overrides"),
+    ]
+
+
 MIGRATIONS_TABLE = "schema_migrations"
 
 
@@ -385,6 +409,7 @@ def render_migrations(lay: Layout) -> list[Migration]:
         Migration(2, "rollups_1m_1h", tuple(_rollups(lay))),
         Migration(3, "control_plane_tables", tuple(_events(lay))),
         Migration(4, "capacity_curves", tuple(_capacity_curves(lay))),
+        Migration(5, "overrides", tuple(_overrides(lay))),
     ]
 
 

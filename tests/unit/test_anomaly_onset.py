@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -20,14 +22,15 @@ def _daily(n_days: int, rng, noise: float = 1.0) -> np.ndarray:
     return 50 + 20 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, noise, t.size)
 
 
-@pytest.mark.parametrize("cut", [30, 299, 301, 2 * DAY + 5, 1500, 2500])
-def test_prefix_scores_equal_the_full_series_scores(cut):
+@pytest.mark.parametrize("params", [onset.OnsetParams(), nab_detector.DEFAULT_PARAMS])
+@pytest.mark.parametrize("cut", [30, 299, 301, 2 * DAY + 5, 2 * DAY + 100, 1500, 2500])
+def test_prefix_scores_equal_the_full_series_scores(cut, params):
     rng = np.random.default_rng(1)
     x = _daily(10, rng)
     x[2000:] += 15  # a level shift
     x[1200] += 60  # a spike
-    full = onset.score(x, _stamps(x.size))
-    np.testing.assert_array_equal(onset.score(x[:cut], _stamps(cut)), full[:cut])
+    full = onset.score(x, _stamps(x.size), params)
+    np.testing.assert_array_equal(onset.score(x[:cut], _stamps(cut), params), full[:cut])
     # Events are sparse, so also compare the dense signals behind them.
     sig_full = onset.signals(x, _stamps(x.size))
     sig_part = onset.signals(x[:cut], _stamps(cut))
@@ -102,3 +105,58 @@ def test_a_variance_change_within_the_usual_range_is_found_by_the_burst_signal()
     first_off = np.flatnonzero(off[2600:] > 0)
     assert first_on.size and first_on[0] <= 40
     assert not first_off.size or first_off[0] > first_on[0]
+
+
+def test_a_record_by_a_hair_does_not_fire_with_a_margin_but_a_real_jump_does():
+    # Bounded noise: after the first 1,000 rows new records are rare and tiny (uniform noise has
+    # a hard ceiling), then a clear jump at row 3000.
+    rng = np.random.default_rng(6)
+    x = 100 + rng.uniform(-1, 1, 4000)
+    x[3000] += 10
+    loose = onset.score(x, _stamps(x.size), onset.OnsetParams(min_novelty=0.0))
+    strict = onset.score(x, _stamps(x.size), onset.OnsetParams(min_novelty=0.1))
+    assert np.flatnonzero(strict > 0).size < np.flatnonzero(loose > 0).size
+    assert strict[3000] > 0 and loose[3000] > 0
+    sig = onset.signals(x, _stamps(x.size))
+    nov, _ = onset.novelty(sig, onset.OnsetParams())
+    # Every event the margin removed was a record by less than the margin.
+    dropped = np.flatnonzero((loose > 0) & (strict == 0))
+    assert np.all(nov[dropped] <= 0.1 + 1e-12) or np.all(
+        [strict[max(0, t - 80) : t].any() for t in dropped]
+    )
+
+
+def test_a_signal_that_just_switched_on_waits_for_its_own_history():
+    # The day-over-day signal starts after two days; its first values are all "records".
+    rng = np.random.default_rng(7)
+    x = _daily(6, rng, noise=1.0)
+    ts = _stamps(x.size)
+    sig = {"season": onset.signals(x, ts)["season"]}
+    start = int(np.flatnonzero(sig["season"] > 0)[0])
+    assert start >= 2 * DAY
+    nov0, _ = onset.novelty(sig, onset.OnsetParams(signal_warmup_rows=0))
+    nov1, _ = onset.novelty(sig, onset.OnsetParams(signal_warmup_rows=150))
+    assert np.any(nov0[start : start + 150] > 0)
+    assert np.all(np.isneginf(nov1[: start + 150]))
+    np.testing.assert_array_equal(nov1[start + 150 :], nov0[start + 150 :])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("refractory_rows", 0), ("history_rows", 0), ("min_novelty", -0.1), ("floor_z", 0.0), ("burst_rows", -1)],
+)
+def test_bad_params_are_rejected_with_the_field_named(field, value):
+    with pytest.raises(ValueError, match=field):
+        onset.OnsetParams(**{field: value})
+
+
+def test_default_nab_params_give_sparse_events_on_clean_noise():
+    # The known weak spot: a 1,000-row record fires about once per 1,000 rows on clean noise
+    # (four signals: more). The margin cuts that rate by more than half.
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1, 20_000)
+    no_margin = replace(nab_detector.DEFAULT_PARAMS, min_novelty=0.0)
+    n_loose = np.count_nonzero(onset.score(x, _stamps(x.size), no_margin))
+    n_default = np.count_nonzero(nab_detector.score_series(x, _stamps(x.size)))
+    assert n_default < 20_000 / 1000
+    assert n_default < n_loose / 2

@@ -23,7 +23,8 @@ def _keys(model_cls, prefix=""):
 
 def _flatten(d, prefix=""):
     for k, v in d.items():
-        if isinstance(v, dict) and k not in ("admit_below_load_ratio",):
+        # dict-valued fields (a map per class or per model) are one key, not a section
+        if isinstance(v, dict) and k not in ("admit_below_load_ratio", "model_modes") and not k.endswith("_by_model"):
             yield from _flatten(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}"
@@ -62,6 +63,9 @@ def test_every_numeric_field_has_a_unit_in_its_name():
         "_index",
         "_rows",
         "_per_target",
+        "_per_hour",
+        "_replicas",
+        "_weight",
     )
     numeric = []
     for key in _keys(Settings):

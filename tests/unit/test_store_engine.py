@@ -50,7 +50,7 @@ def _batch(target: str, n: int = 4, t0: float | None = None, step_s: float = 15.
 
 
 def test_migrations_are_recorded_and_idempotent(store):
-    assert store.applied_migrations() == [1, 2, 3, 4]
+    assert store.applied_migrations() == [1, 2, 3, 4, 5]
     assert store.migrate() == []
     tables = set(
         store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").column("name")
@@ -80,7 +80,7 @@ def test_reopening_applies_a_changed_ttl(store):
         )
         assert "toIntervalDay(3)" in engines["samples"]
         assert "toIntervalDay(30)" in engines["fleet_1m"]
-        assert again.applied_migrations() == [1, 2, 3, 4]
+        assert again.applied_migrations() == [1, 2, 3, 4, 5]
     finally:
         again.close()
         open_store(store.dsn).close()  # back to the defaults

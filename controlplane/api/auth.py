@@ -1,0 +1,34 @@
+"""Bearer-token check for the endpoints that change something (POST /v1/overrides)."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import HTTPException, Request
+
+from controlplane.api.context import ApiContext
+
+
+def configured_token(ctx: ApiContext) -> str | None:
+    tok = ctx.settings.api_token
+    value = tok.get_secret_value() if tok is not None else ""
+    return value or None
+
+
+def require_token(request: Request) -> None:
+    """503 when no token is configured, 401 without a bearer token, 403 with a wrong one."""
+    ctx: ApiContext = request.app.state.ctx
+    want = configured_token(ctx)
+    if want is None:
+        raise HTTPException(
+            503,
+            "no API token is configured on the server: set FLEETPILOT_API_TOKEN (or api_token in the config)",
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, got = header.partition(" ")
+    if scheme.lower() != "bearer" or not got.strip():
+        raise HTTPException(
+            401, "missing bearer token: send `Authorization: Bearer <token>`", {"WWW-Authenticate": "Bearer"}
+        )
+    if not hmac.compare_digest(got.strip().encode(), want.encode()):
+        raise HTTPException(403, "wrong API token")

@@ -1,0 +1,136 @@
+"""Anomaly detection inside the loop: the live view's per-replica signals -> detect_tick -> events.
+
+Which series are watched, which side of each is bad, and the smallest change worth a look:
+  latency_ms, queue_ms, error_ratio    per (model, replica), high is bad
+  cache_hit_ratio                      per (model, replica), low is bad
+  memory_bytes, memory_growth_bytes_per_s, gpu_util_ratio   per replica (model "")
+The floors keep sub-noise wiggles (1 ms vs 2 ms, a few MiB of allocator churn) from counting as
+surprises; above them, the detectors in controlplane/anomaly judge against each series' own past
+and against the peer replicas. The layout is rebuilt when replicas come or go; the incident
+state (open incidents, cool-downs) is carried across rebuilds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from controlplane.anomaly import incidents
+from controlplane.anomaly.tick import EngineParams, EngineState, Layout, SeriesKey, detect_tick, init_state
+from controlplane.loop.live import LiveView, TargetSample
+
+MIB = float(1 << 20)
+
+
+@dataclass(frozen=True)
+class Watch:
+    direction: int  # +1 high is bad, -1 low is bad, 0 both
+    floor: float  # smallest meaningful spread, in the metric's unit
+
+
+MODEL_METRICS: dict[str, Watch] = {
+    "latency_ms": Watch(+1, 3.0),
+    "queue_ms": Watch(+1, 3.0),
+    "error_ratio": Watch(+1, 0.02),
+    "cache_hit_ratio": Watch(-1, 0.05),
+}
+REPLICA_METRICS: dict[str, Watch] = {
+    "memory_bytes": Watch(+1, 128 * MIB),
+    "memory_growth_bytes_per_s": Watch(+1, 2 * MIB),
+    "gpu_util_ratio": Watch(0, 0.1),
+}
+
+
+def memory_growth_bytes_per_s(history: list[TargetSample], window_s: float) -> float | None:
+    """Resident memory slope over the window (least squares; a leak is a steady climb)."""
+    from controlplane.loop.live import PROCESS_RSS
+
+    if not history:
+        return None
+    end = history[-1].ts_s
+    pts = [(s.ts_s, s.gauge("", PROCESS_RSS)) for s in history if end - s.ts_s <= window_s + 1e-6]
+    pts = [(t, v) for t, v in pts if v is not None]
+    if len(pts) < 3:
+        return None
+    t = np.array([p[0] for p in pts]) - end
+    v = np.array([p[1] for p in pts])
+    if np.ptp(t) <= 0:
+        return None
+    return float(np.polyfit(t, v, 1)[0])
+
+
+def observe(
+    view: LiveView, histories: dict[str, list[TargetSample]], growth_window_s: float
+) -> dict[SeriesKey, float]:
+    """This tick's value per watched series (NaN where the window had no data)."""
+    out: dict[SeriesKey, float] = {}
+    for (model, replica), w in view.per_replica.items():
+        if not model:
+            continue
+        vals = {
+            "latency_ms": w.latency_ms,
+            "queue_ms": w.queue_ms,
+            "error_ratio": w.error_ratio,
+            "cache_hit_ratio": w.cache_hit_ratio,
+        }
+        for metric, v in vals.items():
+            out[SeriesKey(model, replica, metric, w.zone)] = math.nan if v is None else float(v)
+    for replica, lvl in view.replicas.items():
+        if not lvl.up:
+            continue
+        growth = memory_growth_bytes_per_s(histories.get(replica, []), growth_window_s)
+        vals = {
+            "memory_bytes": lvl.memory_bytes,
+            "memory_growth_bytes_per_s": growth,
+            "gpu_util_ratio": lvl.gpu_util_ratio,
+        }
+        for metric, v in vals.items():
+            if v is not None:
+                out[SeriesKey("", replica, metric, lvl.zone)] = float(v)
+    return out
+
+
+def watch_of(key: SeriesKey) -> Watch:
+    return MODEL_METRICS.get(key.metric) or REPLICA_METRICS[key.metric]
+
+
+@dataclass
+class Detector:
+    """Stateful shell around the pure engine; one per loop."""
+
+    params: EngineParams = field(default_factory=EngineParams)
+    layout: Layout | None = None
+    state: EngineState | None = None
+    _keys: tuple[SeriesKey, ...] = ()
+
+    def tick(self, now_s: float, observed: dict[SeriesKey, float]) -> list[incidents.AnomalyEvent]:
+        keys = tuple(sorted(observed, key=lambda k: (k.model, k.replica, k.metric)))
+        if not keys:
+            return []
+        if keys != self._keys:
+            self._rebuild(keys)
+        values = np.array([observed[k] for k in keys])
+        self.state, _findings, events = detect_tick(self.state, self.layout, now_s, values, self.params)
+        return events
+
+    def _rebuild(self, keys: tuple[SeriesKey, ...]) -> None:
+        old = self.state
+        watches = [watch_of(k) for k in keys]
+        self.layout = Layout.build(
+            list(keys), direction=[w.direction for w in watches], floor=[w.floor for w in watches]
+        )
+        self.state = init_state(self.layout, self.params)
+        if old is not None:
+            self.state = replace(self.state, incidents=old.incidents)
+        self._keys = keys
+
+    def open_incidents(self) -> list[incidents.Incident]:
+        return [] if self.state is None else list(self.state.incidents.open.values())
+
+    def open_by_replica(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for inc in self.open_incidents():
+            out[inc.replica] = out.get(inc.replica, 0) + 1
+        return out

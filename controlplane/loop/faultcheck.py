@@ -1,0 +1,153 @@
+"""Live-fault protocol (issue 4): real replicas under steady load, one fault at a time, and the
+time from injection to the incident the loop's detectors open for the right replica and metric.
+
+Used by `fleetpilot bench faults` (full protocol, clean period 5 min) and by the integration test
+(short clean period). The load mixes repeated inputs (answered by the response cache) with fresh
+ones (run by the model), so latency and error faults in the model and a cache collapse all show.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from serving.faults import Faults
+from serving.router.bench import classifier_body
+
+MODEL = "classifier-small"
+
+
+class SteadyLoad:
+    """Requests to every replica at `rate_rps` each, from one thread per replica."""
+
+    def __init__(self, urls: Callable[[], list[str]], rate_rps: float, repeat_ratio: float = 0.5) -> None:
+        self.urls = urls
+        self.rate_rps = rate_rps
+        self.repeat_ratio = repeat_ratio
+        self._stop = threading.Event()
+        self._threads: dict[str, threading.Thread] = {}
+        self.sent = 0
+        self.failed = 0
+        rng = random.Random(7)
+        self._repeated = [classifier_body(rng) for _ in range(4)]
+        self._watch = threading.Thread(target=self._follow, daemon=True)
+
+    def start(self) -> SteadyLoad:
+        self._watch.start()
+        return self
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():  # new replicas (a replacement) get load too
+            for url in self.urls():
+                if url not in self._threads:
+                    t = threading.Thread(target=self._drive, args=(url,), daemon=True)
+                    self._threads[url] = t
+                    t.start()
+            self._stop.wait(1.0)
+
+    def _drive(self, base_url: str) -> None:
+        rng = random.Random(hash(base_url) & 0xFFFF)
+        url = f"{base_url}/v2/models/{MODEL}/infer"
+        gap = 1.0 / self.rate_rps
+        next_at = time.monotonic()
+        with httpx.Client(timeout=5.0) as client:
+            while not self._stop.is_set():
+                body = (
+                    rng.choice(self._repeated) if rng.random() < self.repeat_ratio else classifier_body(rng)
+                )
+                try:
+                    r = client.post(url, content=body, headers={"Content-Type": "application/json"})
+                    self.failed += r.status_code != 200
+                except httpx.HTTPError:
+                    self.failed += 1
+                    if base_url not in self.urls():
+                        return  # the replica is gone
+                self.sent += 1
+                next_at += gap
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_at = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads.values():
+            t.join(timeout=6)
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    name: str
+    faults: Faults
+    metric: str  # the metric the incident must name
+    model: str  # "" for replica-level metrics
+
+
+CASES = (
+    FaultCase("slow_replica", Faults(added_latency_ms=50.0), "latency_ms", MODEL),
+    FaultCase("error_burst", Faults(error_rate_ratio=0.5), "error_ratio", MODEL),
+    FaultCase("cache_collapse", Faults(cache_off=True), "cache_hit_ratio", MODEL),
+    FaultCase("memory_growth", Faults(memory_growth_mb_per_s=40.0), "memory_growth_bytes_per_s", ""),
+)
+
+
+def opened(events, since_s: float) -> list:
+    return [e for e in events if e.kind == "opened" and e.ts.timestamp() >= since_s]
+
+
+def run_cases(
+    *,
+    set_faults: Callable[[str, Faults], None],
+    victim: str,
+    events_since: Callable[[float], list],
+    scrape_interval_s: float,
+    clean_s: float,
+    settle_s: float = 20.0,
+    cases=CASES,
+) -> dict:
+    """Clean period (no event allowed), then each fault on `victim`, waiting up to 10 intervals.
+
+    `events_since(t)` returns the loop's anomaly events at or after t (AnomalyEvent objects)."""
+    out: dict = {"scrape_interval_s": scrape_interval_s, "clean_s": clean_s, "victim": victim}
+    start = time.time()
+    time.sleep(clean_s)
+    out["clean_events"] = [
+        {"replica": e.replica, "metric": e.metric, "score": e.score}
+        for e in opened(events_since(start), start)
+    ]
+    results = {}
+    for case in cases:
+        t0 = time.time()
+        set_faults(victim, case.faults)
+        hit = None
+        deadline = t0 + 10 * scrape_interval_s + 5
+        while time.time() < deadline and hit is None:
+            for e in opened(events_since(t0), t0):
+                if e.replica == victim and e.metric == case.metric and e.model == case.model:
+                    hit = e
+                    break
+            time.sleep(0.2)
+        wrong = [
+            {"replica": e.replica, "metric": e.metric}
+            for e in opened(events_since(t0), t0)
+            if e.replica != victim
+        ]
+        set_faults(victim, Faults())
+        detected_s = None if hit is None else hit.ts.timestamp() - t0
+        results[case.name] = {
+            "detected": hit is not None,
+            "time_to_detect_s": detected_s,
+            "time_to_detect_intervals": None if detected_s is None else detected_s / scrape_interval_s,
+            "metric": case.metric,
+            "explanation": None if hit is None else hit.inputs,
+            "other_replicas_flagged": wrong,
+        }
+        time.sleep(settle_s)  # let the incident close and the series settle before the next fault
+    out["faults"] = results
+    return out

@@ -1,0 +1,226 @@
+"""The autoscaling benchmark: one trace, six policies, the same simulated fleet.
+
+Every policy gets the same replica model, startup delay, SLO and one replica's capacity at the
+SLO, found the way the real capacity model finds it: a load sweep of ONE simulated replica
+(Poisson arrivals), fitted with controlplane.capacity.model.capacity_at_slo.
+
+Baseline settings (upstream defaults live in each baseline's module; here only what the
+benchmark must choose, because upstream has no default for it):
+- hpa: Resource-style utilisation metric, rate / capacity against 0.8 (averageUtilization 80).
+- kpa: concurrency metric (Knative's default); the per-replica target is the concurrency one
+  replica holds at its capacity (capacity x service time, as a user would set it), times the
+  upstream 70 % target utilisation.
+- dynamo: sized from the same profiled capacity.
+- static: ceil(peak / capacity), the peak of the load the oracle sees.
+- oracle: the future arrivals, averaged over a trailing SLO-long window (a request may wait
+  that long, so that is the load the capacity has to keep up with).
+- every policy: max replicas far above the trace's need (upstream examples are 100); min 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controlplane.capacity.model import CapacityEstimate, LoadPoint, Slo, capacity_at_slo
+from controlplane.policy.rails import RailsConfig
+from controlplane.policy.replicas import ReplicaPolicyConfig
+from controlplane.sim.baselines import (
+    DynamoConfig,
+    HpaConfig,
+    KpaConfig,
+    OracleConfig,
+    StaticConfig,
+    baseline,
+)
+from controlplane.sim.fleet import Fleet, FleetModel
+from controlplane.sim.latency import LatencyGroups, ReplicaModel
+from controlplane.sim.run import (
+    BaselineDriver,
+    Driver,
+    FleetpilotDriver,
+    ForecastFeed,
+    SimOptions,
+    forecaster_by_name,
+    simulate,
+)
+from controlplane.sim.workload import Workload, smoothed_rate_rps
+
+POLICIES = ("fleetpilot", "hpa", "kpa", "dynamo", "static", "oracle")
+
+
+def fleetpilot_policy(max_replicas: int) -> ReplicaPolicyConfig:
+    """fleetpilot's policy as the benchmark runs it: the library defaults, only max_replicas
+    raised to the fleet's size (the same config on every trace)."""
+    return ReplicaPolicyConfig(rails=RailsConfig(max_replicas=max_replicas, max_down_ratio=0.1))
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    slo_ms: float = 2000.0
+    startup_s: float = 60.0
+    replica: ReplicaModel = ReplicaModel()
+    zones: int = 1
+    cross_zone_ms: float = 2.0
+    mtbf_s: float = 0.0
+    seed: int = 0
+    forecaster: str = "seasonal_profile"
+    forecast_bucket_s: float = 60.0
+    policies: tuple[str, ...] = POLICIES
+    fleetpilot: Callable[[int], ReplicaPolicyConfig] = field(default=fleetpilot_policy)
+
+    def __post_init__(self) -> None:
+        if not (self.slo_ms > 0 and math.isfinite(self.slo_ms)):
+            raise ValueError(f"slo_ms={self.slo_ms} must be a finite number > 0")
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown:
+            raise ValueError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+
+    def fleet_model(self) -> FleetModel:
+        return FleetModel(self.replica, self.startup_s, self.zones, self.cross_zone_ms, self.mtbf_s)
+
+
+def profile_capacity(
+    replica: ReplicaModel, slo_ms: float, tick_s: float = 1.0, step_s: float = 600.0, seed: int = 0
+) -> CapacityEstimate:
+    """Load sweep of one simulated replica (10 %..100 % of its max throughput, Poisson
+    arrivals, step_s each) -> capacity_at_slo, as `fleetpilot profile` does on a real one."""
+    rng = np.random.default_rng(seed)
+    points = []
+    ticks = max(1, round(step_s / tick_s))
+    for frac in np.arange(0.1, 1.0001, 0.05):
+        offered = float(frac * replica.max_rps)
+        fleet = Fleet(FleetModel(replica, startup_s=0.0), 1, seed=seed)
+        cols = []
+        served_total = 0.0
+        for k, a in enumerate(rng.poisson(offered * tick_s, size=ticks)):
+            groups, _, ready = fleet.serve(k * tick_s, tick_s, float(a))
+            served = sum(g[0] for g in groups)
+            served_total += served
+            lo, hi = replica.service_bounds_ms(served / tick_s / max(ready, 1))
+            cols += [(g[0], 0.0, lo, hi, g[1], g[2], g[3]) for g in groups]
+        arr = np.array(cols, dtype=float)
+        lat = LatencyGroups(*(arr[:, i] for i in range(7)))
+        points.append(
+            LoadPoint(
+                offered_rps=offered,
+                achieved_rps=served_total / (ticks * tick_s),
+                p99_ms=lat.quantile_ms(0.99),
+                requests=int(arr[:, 0].sum()),
+            )
+        )
+    return capacity_at_slo(points, Slo(p99_ms=slo_ms))
+
+
+def service_time_s(replica: ReplicaModel, rate_rps: float) -> float:
+    lo, hi = replica.service_bounds_ms(rate_rps)
+    return 0.5 * (lo + hi) / 1000.0
+
+
+def build_drivers(workload: Workload, capacity_rps: float, opts: BenchOptions) -> tuple[dict[str, Driver], dict]:
+    """The six policies bound to this trace's fleet; plus the figures they were built from."""
+    oracle_rate = smoothed_rate_rps(workload, opts.slo_ms / 1000.0)
+    peak_rps = float(oracle_rate.max())
+    static_cfg = StaticConfig.for_peak(peak_rps, capacity_rps)
+    max_replicas = max(16, 4 * static_cfg.replicas)
+    ts = tuple(float(k * workload.tick_s) for k in range(workload.ticks))
+    svc_s = service_time_s(opts.replica, capacity_rps)
+    cfgs = {
+        "hpa": HpaConfig(metric="utilisation", max_replicas=max_replicas),
+        "kpa": KpaConfig(
+            metric="concurrency",
+            target_per_replica=capacity_rps * svc_s,
+            service_time_s=svc_s,
+            max_replicas=max_replicas,
+        ),
+        "dynamo": DynamoConfig(max_replicas=max_replicas),
+        "static": static_cfg,
+        "oracle": OracleConfig(
+            ts, tuple(oracle_rate.tolist()), capacity_rps, opts.startup_s, max_replicas=max_replicas
+        ),
+    }
+    drivers: dict[str, Driver] = {}
+    for name in opts.policies:
+        if name == "fleetpilot":
+            feed = ForecastFeed(
+                forecaster_by_name(opts.forecaster), bucket_s=opts.forecast_bucket_s, ahead_s=opts.startup_s
+            )
+            drivers[name] = FleetpilotDriver(opts.fleetpilot(max_replicas), feed)
+        else:
+            drivers[name] = BaselineDriver(baseline(cfgs[name]))
+    info = {
+        "capacity_rps": capacity_rps,
+        "peak_rps": peak_rps,
+        "static_replicas": static_cfg.replicas,
+        "max_replicas": max_replicas,
+        "service_time_s": svc_s,
+    }
+    return drivers, info
+
+
+def initial_replicas(workload: Workload, capacity_rps: float, startup_s: float, slo_ms: float) -> int:
+    """Every policy starts with what the oracle holds at t=0 (nobody starts cold)."""
+    rate = smoothed_rate_rps(workload, slo_ms / 1000.0)
+    head = rate[: max(1, round((startup_s + 1) / workload.tick_s))]
+    return max(1, math.ceil(float(head.max()) / capacity_rps - 1e-9))
+
+
+def run_bench(
+    workload: Workload,
+    opts: BenchOptions,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> dict:
+    """The benchmark's JSON object: {"policies": {name: metrics}, "trace": {...}, "setup": {...}}."""
+    est = profile_capacity(opts.replica, opts.slo_ms, workload.tick_s, seed=opts.seed)
+    if est.capacity_rps <= 0:
+        raise ValueError(
+            f"the replica never meets the SLO of {opts.slo_ms:g} ms (its latency alone is "
+            f"{opts.replica.service_ms(1):g} ms or more); raise --slo-ms"
+        )
+    cap = est.capacity_rps
+    drivers, info = build_drivers(workload, cap, opts)
+    sim_opts = SimOptions(
+        slo_ms=opts.slo_ms,
+        capacity_rps=cap,
+        initial_replicas=initial_replicas(workload, cap, opts.startup_s, opts.slo_ms),
+        seed=opts.seed,
+    )
+    fleet_model = opts.fleet_model()
+    results = {}
+    for name, driver in drivers.items():
+
+        def progress(done: int, _name: str = name) -> None:
+            if on_progress is not None:
+                on_progress(_name, done)
+
+        results[name] = simulate(workload, driver, fleet_model, sim_opts, progress=progress)
+    oracle_h = results["oracle"].gpu_hours if "oracle" in results else None
+    wall = sum(r.wall_s for r in results.values())
+    return {
+        "policies": {name: r.summary(opts.slo_ms, oracle_h) for name, r in results.items()},
+        "trace": {
+            "name": workload.name,
+            "requests": workload.total_requests,
+            "duration_s": workload.duration_s,
+            "tick_s": workload.tick_s,
+        },
+        "setup": {
+            "slo_ms": opts.slo_ms,
+            "startup_s": opts.startup_s,
+            "replica_max_rps": round(opts.replica.max_rps, 3),
+            "capacity_rps": round(cap, 3),
+            "capacity_reason": est.reason,
+            "static_replicas": info["static_replicas"],
+            "initial_replicas": sim_opts.initial_replicas,
+            "forecaster": opts.forecaster,
+            "zones": opts.zones,
+            "mtbf_s": opts.mtbf_s,
+            "sim_s_per_wall_s": round(sum(r.sim_s for r in results.values()) / wall, 1) if wall > 0 else None,
+        },
+    }
+
+
+__all__ = ["POLICIES", "BenchOptions", "build_drivers", "profile_capacity", "run_bench"]

@@ -1,0 +1,124 @@
+"""Latency of one replica (a batching curve) and the latency distribution of simulated requests.
+
+Replica (Triton dynamic batching): a batch of b requests takes
+    service_ms(b) = base_ms + per_item_ms * (b - 1),   b <= max_batch
+so throughput b / service_ms(b) rises with the batch size up to max_batch (the capacity
+curve). At a steady per-replica rate r the batch that forms while the previous one runs is the
+fixed point b = r * service_ms(b) (clipped to [1, max_batch]). A request waits for the batch in
+progress (uniform over [0, busy * service]) and then its own batch, so its service latency is
+uniform over [s, s * (1 + busy)] with s = service_ms(b) and busy the replica's busy fraction.
+
+A simulated request's latency = extra (cross-zone) + service latency + queue wait, where the
+queue wait of a group of requests is 0 with probability p0 and otherwise uniform over
+[wait_lo, wait_hi] (FIFO fluid queue, see fleet.py). `cdf_ms` evaluates the mixture exactly
+(the sum of two uniforms has a piecewise-quadratic CDF), vectorised over groups.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_MIN_WIDTH_MS = 1e-6  # a zero-width uniform is a point mass; this keeps the formula finite
+
+
+@dataclass(frozen=True)
+class ReplicaModel:
+    """One replica's batching curve. Defaults: an LLM-sized replica (about 17.8 rps at most)."""
+
+    base_ms: float = 150.0  # one request alone
+    per_item_ms: float = 50.0  # each further request in the batch
+    max_batch: int = 16
+
+    def __post_init__(self) -> None:
+        if not (self.base_ms > 0 and math.isfinite(self.base_ms)):
+            raise ValueError(f"replica base_ms={self.base_ms} must be a finite number > 0")
+        if not (self.per_item_ms >= 0 and math.isfinite(self.per_item_ms)):
+            raise ValueError(f"replica per_item_ms={self.per_item_ms} must be a finite number >= 0")
+        if self.max_batch < 1:
+            raise ValueError(f"replica max_batch={self.max_batch} must be >= 1")
+
+    def service_ms(self, batch: float) -> float:
+        return self.base_ms + self.per_item_ms * (min(max(batch, 1.0), self.max_batch) - 1.0)
+
+    @property
+    def max_rps(self) -> float:
+        """Throughput at the largest batch: the most one replica serves."""
+        return self.max_batch * 1000.0 / self.service_ms(self.max_batch)
+
+    def batch_at(self, rate_rps: float) -> float:
+        """Steady-state batch size at a per-replica rate (fixed point, clipped to [1, max_batch])."""
+        r = max(rate_rps, 0.0) / 1000.0  # per ms
+        denom = 1.0 - r * self.per_item_ms
+        if denom <= 0:
+            return float(self.max_batch)
+        return min(max(r * (self.base_ms - self.per_item_ms) / denom, 1.0), float(self.max_batch))
+
+    def service_bounds_ms(self, rate_rps: float) -> tuple[float, float]:
+        """(lo, hi) of the uniform service latency at a per-replica rate."""
+        b = self.batch_at(rate_rps)
+        s = self.service_ms(b)
+        busy = min(1.0, max(rate_rps, 0.0) * s / 1000.0 / b)  # batches/s x batch duration
+        return s, s * (1.0 + busy)
+
+
+def _g(z: np.ndarray) -> np.ndarray:
+    z = np.maximum(z, 0.0)
+    return 0.5 * z * z
+
+
+def cdf_sum_uniform(x, a1, b1, a2, b2) -> np.ndarray:
+    """P(U1 + U2 <= x) for independent U1 ~ U[a1, b1], U2 ~ U[a2, b2] (arrays broadcast)."""
+    l1 = np.maximum(np.asarray(b1, dtype=float) - a1, _MIN_WIDTH_MS)
+    l2 = np.maximum(np.asarray(b2, dtype=float) - a2, _MIN_WIDTH_MS)
+    b1 = np.asarray(a1, dtype=float) + l1
+    b2 = np.asarray(a2, dtype=float) + l2
+    num = _g(x - a1 - a2) - _g(x - b1 - a2) - _g(x - a1 - b2) + _g(x - b1 - b2)
+    return np.clip(num / (l1 * l2), 0.0, 1.0)
+
+
+def cdf_uniform(x, a, b) -> np.ndarray:
+    width = np.maximum(np.asarray(b, dtype=float) - a, _MIN_WIDTH_MS)
+    return np.clip((x - np.asarray(a, dtype=float)) / width, 0.0, 1.0)
+
+
+@dataclass
+class LatencyGroups:
+    """Groups of requests that share one latency distribution (columns, one row per group)."""
+
+    count: np.ndarray
+    extra_ms: np.ndarray
+    svc_lo_ms: np.ndarray
+    svc_hi_ms: np.ndarray
+    p0: np.ndarray  # probability of no queue wait
+    wait_lo_ms: np.ndarray
+    wait_hi_ms: np.ndarray
+
+    def cdf(self, x_ms: float) -> np.ndarray:
+        """Per group: fraction of its requests with latency <= x_ms."""
+        y = x_ms - self.extra_ms
+        no_wait = cdf_uniform(y, self.svc_lo_ms, self.svc_hi_ms)
+        waited = cdf_sum_uniform(y, self.svc_lo_ms, self.svc_hi_ms, self.wait_lo_ms, self.wait_hi_ms)
+        return self.p0 * no_wait + (1.0 - self.p0) * waited
+
+    def fraction_within(self, x_ms: float) -> float:
+        total = float(self.count.sum())
+        if total <= 0:
+            return float("nan")
+        return float(np.dot(self.count, self.cdf(x_ms)) / total)
+
+    def quantile_ms(self, q: float, tol_ms: float = 0.01) -> float:
+        """The q-quantile of all requests' latency (bisection on the exact mixture CDF)."""
+        if float(self.count.sum()) <= 0:
+            return float("nan")
+        lo = 0.0
+        hi = float(np.max(self.extra_ms + self.svc_hi_ms + self.wait_hi_ms)) + 1.0
+        while hi - lo > max(tol_ms, 1e-9 * hi):
+            mid = 0.5 * (lo + hi)
+            if self.fraction_within(mid) >= q:
+                hi = mid
+            else:
+                lo = mid
+        return hi
