@@ -52,7 +52,7 @@ def time_series(
     color: str | None = None,
     title: str = "",
     y_title: str = "",
-    y_format: str = ",.3~f",
+    y_format: str = ",.4~g",
     area: bool = False,
     height: int = HEIGHT,
 ) -> alt.Chart | None:
@@ -61,7 +61,7 @@ def time_series(
         return None
     data = df[[c for c in ("ts", y, color) if c]].copy()
     enc_color = (
-        alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top", direction="horizontal"))
+        alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top", direction="horizontal", columns=4, offset=2))
         if color
         else alt.value("#4c78a8")
     )
@@ -71,7 +71,7 @@ def time_series(
     tooltip.append(alt.Tooltip(f"{y}:Q", title=y_title or y, format=y_format))
     base = alt.Chart(data, title=title or alt.Undefined, height=height)
     x = alt.X("ts:T", axis=TIME_AXIS)
-    y_axis = alt.Axis(title=y_title or None, format=y_format.replace(",.3~f", "~s"), tickCount=4)
+    y_axis = alt.Axis(title=y_title or None, format=y_format, tickCount=4)
     if area:
         mark = base.mark_area(interpolate="monotone", opacity=0.75, line=True)
         enc = mark.encode(x=x, y=alt.Y(f"{y}:Q", stack="zero", axis=y_axis), color=enc_color, tooltip=tooltip)
@@ -87,7 +87,7 @@ def multi_series(
     *,
     title: str = "",
     y_title: str = "",
-    y_format: str = ",.3~f",
+    y_format: str = ",.4~g",
     height: int = HEIGHT,
 ) -> alt.Chart | None:
     """Several value columns of one frame as one line each (legend shows `names`)."""
@@ -137,7 +137,10 @@ def slo_bars(slo_models: pd.DataFrame, objective_ratio: float | None) -> alt.Cha
             ],
         )
     )
-    layers = [bars]
+    labels = bars.mark_text(align="right", dx=-6, color="white", fontWeight="bold", fontSize=12).encode(
+        text=alt.Text("within_slo_ratio:Q", format=".2%"), color=alt.value("white")
+    )
+    layers = [bars, labels]
     if obj is not None:
         rule = (
             alt.Chart(pd.DataFrame({"objective": [obj]}))
@@ -175,7 +178,7 @@ def forecast_band(
             .encode(
                 x=x,
                 y="value:Q",
-                color=alt.Color("series:N", scale=legend_scale, legend=alt.Legend(orient="bottom", title=None)),
+                color=alt.Color("series:N", scale=legend_scale, legend=alt.Legend(orient="top", title=None)),
                 tooltip=[
                     alt.Tooltip("t:T", title="for (UTC)", format="%H:%M:%S"),
                     alt.Tooltip("value:Q", title="forecast", format=",.2f"),
@@ -194,33 +197,52 @@ def forecast_band(
             .encode(
                 x=x,
                 y=alt.Y("value:Q", title=y_title or None),
-                color=alt.Color("series:N", scale=legend_scale, legend=alt.Legend(orient="bottom", title=None)),
+                color=alt.Color("series:N", scale=legend_scale, legend=alt.Legend(orient="top", title=None)),
                 tooltip=[alt.Tooltip("t:T", title="time (UTC)", format="%H:%M:%S"), alt.Tooltip("value:Q", format=",.2f")],
             )
         )
     return alt.layer(*layers, title=title or alt.Undefined).properties(width="container", height=HEIGHT)
 
 
-def replicas_steps(decisions: pd.DataFrame, *, title: str = "Desired vs observed replicas") -> alt.Chart | None:
-    """Step lines over time: desired (after the rails), recommended, and observed replicas."""
+def replicas_steps(
+    decisions: pd.DataFrame, *, now: pd.Timestamp | None = None, title: str = "Desired vs current replicas"
+) -> alt.Chart | None:
+    """Step lines per model: desired (after the rails, solid) and current/observed (dashed).
+
+    Each decision holds until the next one, so the last one is drawn on to `now` when given.
+    """
     if decisions is None or decisions.empty:
         return None
-    names = {"final": "desired", "recommended": "recommended", "observed_replicas": "observed"}
-    cols = [c for c in names if c in decisions.columns]
-    long = decisions.melt(id_vars=["ts", "model"], value_vars=cols, var_name="series", value_name="replicas")
+    names = {"final": "desired", "current": "current", "observed_replicas": "observed"}
+    cols = [c for c in names if c in decisions.columns and decisions[c].notna().any()]
+    if not cols:
+        return None
+    data = decisions[["ts", "model", *cols]].sort_values("ts")
+    if now is not None:
+        last = data.groupby("model", as_index=False).tail(1).copy()
+        last["ts"] = now
+        data = pd.concat([data, last[last["ts"] > data["ts"].max()]], ignore_index=True)
+    long = data.melt(id_vars=["ts", "model"], value_vars=cols, var_name="series", value_name="replicas")
     long = long.dropna(subset=["replicas"])
     if long.empty:
         return None
     long["series"] = long["series"].map(names)
-    scale = alt.Scale(domain=["desired", "recommended", "observed"], range=["#e45756", "#bab0ac", "#4c78a8"])
-    chart = (
+    dashes = {"desired": [1, 0], "current": [6, 4], "observed": [2, 2]}
+    present = [k for k in dashes if k in set(long["series"])]
+    dash = alt.Scale(domain=present, range=[dashes[k] for k in present])
+    return (
         alt.Chart(long, title=title)
-        .mark_line(interpolate="step-after", strokeWidth=2.5)
+        .mark_line(interpolate="step-after", strokeWidth=2.5, point=alt.OverlayMarkDef(size=30))
         .encode(
             x=alt.X("ts:T", axis=TIME_AXIS),
-            y=alt.Y("replicas:Q", title="replicas", axis=alt.Axis(tickMinStep=1, format="d")),
-            color=alt.Color("series:N", scale=scale, legend=alt.Legend(orient="bottom", title=None)),
-            strokeDash=alt.condition(alt.datum.series == "recommended", alt.value([4, 3]), alt.value([1, 0])),
+            y=alt.Y(
+                "replicas:Q",
+                title="replicas",
+                axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(domainMin=0, nice=True),
+            ),
+            color=alt.Color("model:N", legend=alt.Legend(orient="top", title=None)),
+            strokeDash=alt.StrokeDash("series:N", scale=dash, legend=alt.Legend(orient="top", title=None)),
             tooltip=[
                 alt.Tooltip("ts:T", title="time (UTC)", format="%H:%M:%S"),
                 "model:N",
@@ -228,10 +250,8 @@ def replicas_steps(decisions: pd.DataFrame, *, title: str = "Desired vs observed
                 alt.Tooltip("replicas:Q", format="d"),
             ],
         )
+        .properties(width="container", height=HEIGHT)
     )
-    if long["model"].nunique() > 1:
-        return chart.properties(width="container", height=140).facet(row=alt.Row("model:N", title=None))
-    return chart.properties(width="container", height=HEIGHT)
 
 
 def decisions_timeline(decisions: pd.DataFrame) -> alt.Chart | None:
@@ -249,9 +269,9 @@ def decisions_timeline(decisions: pd.DataFrame) -> alt.Chart | None:
             color=alt.Color(
                 "action:N",
                 scale=_scale(ACTION_COLORS, sorted(data["action"].unique())),
-                legend=alt.Legend(orient="bottom", title=None),
+                legend=alt.Legend(orient="top", title=None),
             ),
-            shape=alt.Shape("mode:N", legend=alt.Legend(orient="bottom", title="mode")),
+            shape=alt.Shape("mode:N", legend=alt.Legend(orient="top", title=None)),
             tooltip=[
                 alt.Tooltip("ts:T", title="time (UTC)", format="%H:%M:%S"),
                 "model:N",
@@ -263,7 +283,7 @@ def decisions_timeline(decisions: pd.DataFrame) -> alt.Chart | None:
                 "message:N",
             ],
         )
-        .properties(width="container", height=max(90, 40 * data["model"].nunique()))
+        .properties(width="container", height=130 + 36 * data["model"].nunique())
     )
 
 
@@ -283,7 +303,7 @@ def incident_timeline(incidents: pd.DataFrame) -> alt.Chart | None:
             color=alt.Color(
                 "severity:N",
                 scale=_scale(SEVERITY_COLORS, sorted(data["severity"].dropna().unique())),
-                legend=alt.Legend(orient="bottom", title=None),
+                legend=alt.Legend(orient="top", title=None),
             ),
             opacity=alt.condition(alt.datum.state == "open", alt.value(1.0), alt.value(0.55)),
             tooltip=[
@@ -299,48 +319,44 @@ def incident_timeline(incidents: pd.DataFrame) -> alt.Chart | None:
                 alt.Tooltip("peak_score:Q", title="peak score", format=".2f"),
             ],
         )
-        .properties(width="container", height=max(80, 32 * data["series"].nunique()))
+        .properties(width="container", height=140 + 40 * data["series"].nunique())
     )
 
 
-def expected_vs_observed(events: pd.DataFrame) -> alt.Chart | None:
-    """Per event: a grey tick at the expected value, a red dot at the observed one, joined by a rule.
-
-    One panel per metric (their units differ), independent y scales.
-    """
-    if not _plottable(events, "ts", "observed_value", "expected_value"):
+def expected_vs_observed(events: pd.DataFrame, metric: str) -> alt.LayerChart | None:
+    """Events of one metric: a grey tick at the expected value, a dot at the observed one, a rule
+    between them (one chart per metric: their units differ)."""
+    if not _plottable(events, "ts", "observed_value", "expected_value", "metric"):
         return None
-    data = events.dropna(subset=["observed_value", "expected_value"]).copy()
-    data["label"] = data["replica"].fillna("").astype(str) + " " + data["kind"].fillna("").astype(str)
+    data = events[events["metric"] == metric].dropna(subset=["observed_value", "expected_value"]).copy()
+    if data.empty:
+        return None
     base = alt.Chart().encode(x=alt.X("ts:T", axis=TIME_AXIS))
     tooltip = [
         alt.Tooltip("ts:T", title="time (UTC)", format="%H:%M:%S"),
         "model:N",
         "replica:N",
         "kind:N",
-        alt.Tooltip("observed_value:Q", title="observed", format=",.3~f"),
-        alt.Tooltip("expected_value:Q", title="expected", format=",.3~f"),
+        alt.Tooltip("observed_value:Q", title="observed", format=",.4~g"),
+        alt.Tooltip("expected_value:Q", title="expected", format=",.4~g"),
         alt.Tooltip("score:Q", format=".2f"),
     ]
     rule = base.mark_rule(color="#bbb", strokeWidth=2).encode(
-        y=alt.Y("expected_value:Q", title=None), y2="observed_value:Q"
+        y=alt.Y("expected_value:Q", title=metric), y2="observed_value:Q"
     )
-    expected = base.mark_tick(color="#79706e", thickness=3, size=14).encode(y="expected_value:Q", tooltip=tooltip)
-    observed = base.mark_point(filled=True, size=80).encode(
+    expected = base.mark_tick(color="#79706e", thickness=3, size=16).encode(y="expected_value:Q", tooltip=tooltip)
+    observed = base.mark_point(filled=True, size=90, opacity=1).encode(
         y="observed_value:Q",
         color=alt.Color(
             "severity:N",
             scale=_scale(SEVERITY_COLORS, sorted(data["severity"].dropna().unique())),
-            legend=alt.Legend(orient="bottom", title=None),
+            legend=alt.Legend(orient="top", title=None),
         ),
+        shape=alt.Shape("replica:N", legend=alt.Legend(orient="top", title=None)),
         tooltip=tooltip,
     )
-    return (
-        alt.layer(rule, expected, observed, data=data)
-        .properties(width="container", height=150)
-        .facet(row=alt.Row("metric:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
-        .resolve_scale(y="independent")
-        .properties(title="Expected (grey tick) vs observed (dot)")
+    return alt.layer(rule, expected, observed, data=data, title=f"{metric}: expected (tick) vs observed (dot)").properties(
+        width="container", height=HEIGHT
     )
 
 
@@ -360,15 +376,15 @@ def capacity_bars(models: pd.DataFrame) -> alt.Chart | None:
     scale = alt.Scale(domain=list(names.values()), range=["#4c78a8", "#f58518", "#54a24b"])
     return (
         alt.Chart(long, title="Load vs capacity")
-        .mark_bar(cornerRadiusEnd=2)
+        .mark_bar(cornerRadiusEnd=3)
         .encode(
-            y=alt.Y("series:N", title=None, axis=None),
+            y=alt.Y("model:N", title=None),
+            yOffset=alt.YOffset("series:N", sort=list(names.values())),
             x=alt.X("rps:Q", title="requests/s"),
-            color=alt.Color("series:N", scale=scale, legend=alt.Legend(orient="bottom", title=None)),
-            row=alt.Row("model:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            color=alt.Color("series:N", scale=scale, legend=alt.Legend(orient="top", title=None)),
             tooltip=["model:N", "series:N", alt.Tooltip("rps:Q", format=",.2f")],
         )
-        .properties(width="container", height=60)
+        .properties(width="container", height=110 + 70 * long["model"].nunique())
     )
 
 
@@ -387,7 +403,7 @@ def actions_timeline(actions: pd.DataFrame) -> alt.Chart | None:
             color=alt.Color(
                 "outcome:N",
                 scale=_scale(OUTCOME_COLORS, sorted(data["outcome"].unique())),
-                legend=alt.Legend(orient="bottom", title=None),
+                legend=alt.Legend(orient="top", title=None),
             ),
             tooltip=[
                 alt.Tooltip("ts:T", title="time (UTC)", format="%H:%M:%S"),
@@ -400,7 +416,7 @@ def actions_timeline(actions: pd.DataFrame) -> alt.Chart | None:
                 alt.Tooltip("duration_ms:Q", format=",.0f"),
             ],
         )
-        .properties(width="container", height=max(80, 40 * data["model"].nunique()))
+        .properties(width="container", height=120 + 36 * data["model"].nunique())
     )
 
 
@@ -424,7 +440,7 @@ def result_chart(df: pd.DataFrame, x: str | None, ys: Sequence[str], color: str 
         "tooltip": tooltip,
     }
     if color:
-        enc["color"] = alt.Color(f"{color}:N", legend=alt.Legend(orient="bottom", title=None))
+        enc["color"] = alt.Color(f"{color}:N", legend=alt.Legend(orient="top", title=None))
     base = alt.Chart(data)
     if temporal:
         mark = base.mark_line(interpolate="monotone", strokeWidth=2, point=alt.OverlayMarkDef(size=14))

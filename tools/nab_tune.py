@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.anomaly import nab_bench, onset
-from controlplane.anomaly.nab_detector import DEFAULT_PARAMS
+from controlplane.anomaly import nab_bench, nab_context, onset
+from controlplane.anomaly.nab_detector import DEFAULT_CONTEXT, DEFAULT_PARAMS
 from controlplane.anomaly.nab_io import read_corpus, read_windows
 
 # The grid: few values per knob, all corpus-wide. Signal settings stay at the defaults (each new
@@ -36,8 +36,13 @@ GRID: dict[str, list] = {
     "min_novelty": [0.0, 0.05, 0.1, 0.15],
     "refractory_rows": [60, 80, 100],
     "signal_warmup_rows": [0, 150],
-    "floor_z": [2.0, 2.5],
     "z_weight": [0.3, 0.7],
+}
+# The contextual-novelty events (nab_context.py); None in the list: onset events only.
+CONTEXT_GRID: dict[str, list] = {
+    "min_class_count": [3, 10],
+    "learn_rows": [1000, 1500],
+    "level": [1.0, 0.6],
 }
 
 
@@ -46,17 +51,29 @@ class Tuner:
         self.corpus = read_corpus(data_dir)
         self.layouts = nab_bench.corpus_layouts(self.corpus, read_windows(labels))
         self._signals: dict[tuple, dict[str, dict[str, np.ndarray]]] = {}
+        self._onset: dict[onset.OnsetParams, dict[str, np.ndarray]] = {}
+        self._context: dict[nab_context.ContextParams, dict[str, np.ndarray]] = {}
 
     def signals(self, p: onset.OnsetParams) -> dict[str, dict[str, np.ndarray]]:
         key = (p.reference_rows, p.min_reference_rows, p.shift_rows, p.burst_rows, p.rel_spread_floor)
         if key not in self._signals:
-            self._signals[key] = {
-                k: onset.signals(s.values, s.timestamps, p) for k, s in self.corpus.items()
-            }
+            self._signals[key] = {k: onset.signals(s.values, s.timestamps, p) for k, s in self.corpus.items()}
         return self._signals[key]
 
-    def scores(self, p: onset.OnsetParams) -> dict[str, np.ndarray]:
-        return {k: onset.events(sig, p) for k, sig in self.signals(p).items()}
+    def scores(
+        self, p: onset.OnsetParams, c: nab_context.ContextParams | None = None
+    ) -> dict[str, np.ndarray]:
+        """The detector's scores per file, as nab_detector.score_series computes them."""
+        if p not in self._onset:
+            self._onset[p] = {k: onset.events(sig, p) for k, sig in self.signals(p).items()}
+        if c is None:
+            return self._onset[p]
+        ctx_key = replace(c, level=1.0)  # the level only scales the cached events
+        if ctx_key not in self._context:
+            self._context[ctx_key] = {
+                k: nab_context.transition_events(s.values, ctx_key) for k, s in self.corpus.items()
+            }
+        return {k: np.maximum(v, c.level * self._context[ctx_key][k]) for k, v in self._onset[p].items()}
 
     def evaluate(self, scores: dict[str, np.ndarray], keys: list[str], threshold: dict | None = None):
         """Normalised score per profile over `keys`; with `threshold`, use those thresholds."""
@@ -67,16 +84,29 @@ class Tuner:
         out = {}
         for name, r in res.items():
             cost = nab_bench.PROFILES[name]
-            raw = sum(
-                nab_bench.score_file(lays[k], scores[k] >= threshold[name], cost).score for k in keys
-            )
+            raw = sum(nab_bench.score_file(lays[k], scores[k] >= threshold[name], cost).score for k in keys)
             out[name] = 100.0 * (raw - r.null) / (r.perfect - r.null) if r.perfect != r.null else 0.0
         return out, threshold
 
 
-def grid_points(base: onset.OnsetParams) -> list[onset.OnsetParams]:
-    names = list(GRID)
-    return [replace(base, **dict(zip(names, vals, strict=True))) for vals in itertools.product(*GRID.values())]
+def grid_points(
+    base: onset.OnsetParams, ctx_base: nab_context.ContextParams
+) -> list[tuple[onset.OnsetParams, nab_context.ContextParams | None]]:
+    onsets = [
+        replace(base, **dict(zip(GRID, vals, strict=True))) for vals in itertools.product(*GRID.values())
+    ]
+    contexts: list[nab_context.ContextParams | None] = [None]
+    contexts += [
+        replace(ctx_base, **dict(zip(CONTEXT_GRID, vals, strict=True)))
+        for vals in itertools.product(*CONTEXT_GRID.values())
+    ]
+    return [(p, c) for p in onsets for c in contexts]
+
+
+def describe(p: onset.OnsetParams, c: nab_context.ContextParams | None) -> dict:
+    out = {k: getattr(p, k) for k in GRID}
+    out["context"] = None if c is None else {k: getattr(c, k) for k in CONTEXT_GRID}
+    return out
 
 
 def category(key: str) -> str:
@@ -93,14 +123,15 @@ def main(argv: list[str] | None = None) -> int:
 
     tuner = Tuner(args.data, args.labels)
     keys = list(tuner.corpus)
-    points = grid_points(DEFAULT_PARAMS)
-    per_point = []  # (params, scores per file)
-    for i, p in enumerate(points):
-        per_point.append((p, tuner.scores(p)))
-        if (i + 1) % 24 == 0 or i + 1 == len(points):
+    points = grid_points(DEFAULT_PARAMS, DEFAULT_CONTEXT)
+    per_point = []  # ((onset params, context params), scores per file)
+    for i, (p, c) in enumerate(points):
+        per_point.append(((p, c), tuner.scores(p, c)))
+        if (i + 1) % 100 == 0 or i + 1 == len(points):
             print(f"{i + 1}/{len(points)} grid points", file=sys.stderr)
 
-    def best_on(subset: list[str]) -> tuple[onset.OnsetParams, dict[str, np.ndarray], dict, dict]:
+    def best_on(subset: list[str]) -> list[tuple]:
+        """(standard, params, scores, all profiles, thresholds) per grid point, best first."""
         ranked = []
         for p, sc in per_point:
             norm, thr = tuner.evaluate(sc, subset)
@@ -109,25 +140,28 @@ def main(argv: list[str] | None = None) -> int:
         return ranked
 
     full = best_on(keys)
-    knobs = list(GRID)
     print("== whole dev corpus: best grid points (standard, reward_low_FP, reward_low_FN) ==")
-    for s, p, _, norm, _ in full[: args.top]:
-        vals = ", ".join(f"{k}={getattr(p, k)}" for k in knobs)
-        print(f"{s:6.2f} {norm['reward_low_FP_rate']:6.2f} {norm['reward_low_FN_rate']:6.2f}  {vals}")
-    default_norm, _ = tuner.evaluate(tuner.scores(DEFAULT_PARAMS), keys)
+    for s, pc, _, norm, _ in full[: args.top]:
+        print(
+            f"{s:6.2f} {norm['reward_low_FP_rate']:6.2f} {norm['reward_low_FN_rate']:6.2f}  {describe(*pc)}"
+        )
+    default_scores = tuner.scores(DEFAULT_PARAMS, DEFAULT_CONTEXT)
+    default_norm, _ = tuner.evaluate(default_scores, keys)
     print("default params:", {k: round(v, 2) for k, v in default_norm.items()})
 
     print("== leave one category out (tune on the rest, score the held-out category) ==")
     loco = []
     cats = sorted({category(k) for k in keys})
+    pooled: dict[str, np.ndarray] = {}  # each file scored with the parameters tuned without its category
     for cat in cats:
         held = [k for k in keys if category(k) == cat]
         train = [k for k in keys if category(k) != cat]
-        _, p, _, train_norm, thr = best_on(train)[0]
-        sc = tuner.scores(p)
+        _, pc, sc, train_norm, thr = best_on(train)[0]
+        for k in held:
+            pooled[k] = sc[k]
         own, _ = tuner.evaluate(sc, held)
         fixed, _ = tuner.evaluate(sc, held, threshold=thr)
-        dflt, _ = tuner.evaluate(tuner.scores(DEFAULT_PARAMS), held)
+        dflt, _ = tuner.evaluate(default_scores, held)
         n_windows = sum(len(tuner.layouts[k].windows) for k in held)
         raw_fp = None
         if n_windows == 0:  # no windows: a normalised score is undefined, report the FP cost
@@ -139,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             "held_out": cat,
             "files": len(held),
             "windows": n_windows,
-            "picked": {k: getattr(p, k) for k in knobs},
+            "picked": describe(*pc),
             "train_standard": round(train_norm["standard"], 2),
             "held_out_own_threshold": {k: round(v, 2) for k, v in own.items()},
             "held_out_train_threshold": {k: round(v, 2) for k, v in fixed.items()},
@@ -148,17 +182,24 @@ def main(argv: list[str] | None = None) -> int:
         }
         loco.append(row)
         print(json.dumps(row))
+    pooled_norm, _ = tuner.evaluate(pooled, keys)
+    print("pooled held-out scores (all 34 files, one threshold per profile):", pooled_norm)
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
                     "grid": GRID,
+                    "context_grid": CONTEXT_GRID,
                     "full_top": [
-                        {"params": {k: getattr(p, k) for k in knobs}, "scores": norm}
-                        for _, p, _, norm, _ in full[: args.top]
+                        {"params": describe(*pc), "scores": norm} for _, pc, _, norm, _ in full[: args.top]
                     ],
-                    "default": {"params": asdict(DEFAULT_PARAMS), "scores": default_norm},
+                    "default": {
+                        "params": asdict(DEFAULT_PARAMS),
+                        "context": asdict(DEFAULT_CONTEXT),
+                        "scores": default_norm,
+                    },
                     "leave_one_category_out": loco,
+                    "pooled_held_out": pooled_norm,
                 },
                 indent=1,
             )

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from controlplane.anomaly.nab_context import ContextParams, transition_events
 from controlplane.anomaly.onset import OnsetParams, score
 
-# The name callers know; the parameters are the onset detector's.
+# The name callers know; the parameters are the onset detector's (the context part is separate).
 NabParams = OnsetParams
 DEFAULT_PARAMS = OnsetParams(
     history_rows=1000,
@@ -37,14 +38,27 @@ DEFAULT_PARAMS = OnsetParams(
 )
 
 
+DEFAULT_CONTEXT = ContextParams(learn_rows=1000, min_class_count=10, refractory_rows=200, level=1.0)
+
+
 def score_series(
-    values: np.ndarray, timestamps: np.ndarray, params: OnsetParams = DEFAULT_PARAMS
+    values: np.ndarray,
+    timestamps: np.ndarray,
+    params: OnsetParams = DEFAULT_PARAMS,
+    context: ContextParams | None = DEFAULT_CONTEXT,
 ) -> np.ndarray:
-    return score(np.asarray(values, dtype=float), np.asarray(timestamps), params)
+    """Onset events, plus contextual-novelty events (`context=None`: onset events only)."""
+    x = np.asarray(values, dtype=float)
+    out = score(x, np.asarray(timestamps), params)
+    if context is not None:
+        out = np.maximum(out, context.level * transition_events(x, context))
+    return out
 
 
 def score_many(
-    series: list[tuple[np.ndarray, np.ndarray]], params: OnsetParams = DEFAULT_PARAMS
+    series: list[tuple[np.ndarray, np.ndarray]],
+    params: OnsetParams = DEFAULT_PARAMS,
+    context: ContextParams | None = DEFAULT_CONTEXT,
 ) -> list[np.ndarray]:
     """Scores for each (values, timestamps) pair; each series is scored on its own rows only."""
-    return [score_series(v, ts, params) for v, ts in series]
+    return [score_series(v, ts, params, context) for v, ts in series]

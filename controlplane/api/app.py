@@ -149,6 +149,8 @@ def create_app(ctx: ApiContext, metrics: ApiMetrics | None = None) -> FastAPI:
         ok = reads.store_ok(c)
         if c.controller is not None:
             controller = dict(c.controller.status())
+            if isinstance(controller.get("last_tick_at"), int | float):
+                controller["last_tick_at"] = iso(controller["last_tick_at"])
             models = c.controller.models()
             replicas = c.controller.replicas()
         else:

@@ -10,9 +10,17 @@ from controlplane.api.context import ApiContext
 
 
 def configured_token(ctx: ApiContext) -> str | None:
+    """api_token / FLEETPILOT_API_TOKEN, else the token generated into <data_dir>/api_token (never
+    generated here: a server without either answers 503)."""
     tok = ctx.settings.api_token
     value = tok.get_secret_value() if tok is not None else ""
-    return value or None
+    if value:
+        return value
+    path = ctx.settings.data_dir.resolve() / "api_token"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def require_token(request: Request) -> None:
@@ -22,7 +30,7 @@ def require_token(request: Request) -> None:
     if want is None:
         raise HTTPException(
             503,
-            "no API token is configured on the server: set FLEETPILOT_API_TOKEN (or api_token in the config)",
+            "no API token is configured on the server: set FLEETPILOT_API_TOKEN (or api_token in the config, or <data_dir>/api_token)",
         )
     header = request.headers.get("authorization", "")
     scheme, _, got = header.partition(" ")

@@ -57,7 +57,7 @@ def cost_summary(
         "gpu_hours": gpu_hours,
         "gpu_hours_measured": gpu_hours_observed > 0,
         "cost": cost,
-        "cost_per_hour": cost / (window_s / 3600.0) if window_s > 0 else 0.0,
+        "cost_per_hour": cost * 3600.0 / window_s if window_s > 0 else 0.0,
         "inferences": inferences,
         "cost_per_1k_inferences": per_1k,
         "energy_j_per_1k_inferences": energy_per_1k,

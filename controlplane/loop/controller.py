@@ -20,10 +20,11 @@ from typing import Any
 
 from controlplane.actuators.replicas import ReplicaProcesses
 from controlplane.actuators.router import RouterControl
-from controlplane.api.overrides import EffectiveOverride, Override, effective_overrides, override_for
-from controlplane.config import Settings
+from controlplane.anomaly.combine import CombineParams, Ramp
 from controlplane.anomaly.incidents import IncidentParams
 from controlplane.anomaly.tick import EngineParams
+from controlplane.api.overrides import EffectiveOverride, Override, effective_overrides, override_for
+from controlplane.config import Settings
 from controlplane.loop import fleet_plan
 from controlplane.loop.detect import Detector, observe
 from controlplane.loop.live import LiveView, LiveWindow, build_view
@@ -180,8 +181,13 @@ class Controller:
         # Incidents close after a few quiet scrapes: a drained replica gets no traffic, so its
         # incident would otherwise hold it out of rotation long after the fault is gone.
         close_s = max(15.0, 5 * self.detect_window_s)
+        # A change point alone (score 0.5) does not open an incident; with a robust or peer
+        # deviation beside it, it does.
         self.detector = Detector(
-            EngineParams(incidents=IncidentParams(close_after_s=close_s, cooldown_s=4 * close_s))
+            EngineParams(
+                incidents=IncidentParams(close_after_s=close_s, cooldown_s=4 * close_s),
+                combine=CombineParams(changepoint=Ramp(0.0, 2.0)),
+            )
         )
         self.rep_state: dict[str, ReplicaPolicyState] = {}
         self.route_state: dict[str, RoutingState] = {}

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -97,28 +98,46 @@ CASES = (
 )
 
 
-def opened(events, since_s: float) -> list:
-    return [e for e in events if e.kind == "opened" and e.ts.timestamp() >= since_s]
+def ts_s(row: dict) -> float:
+    return datetime.fromisoformat(str(row["ts"]).replace("Z", "+00:00")).timestamp()
+
+
+def opened(rows: list[dict], since_s: float) -> list[dict]:
+    """anomaly_events rows (as the API returns them) that open an incident at or after since_s."""
+    return [r for r in rows if r["reason_codes"] and r["reason_codes"][0] == "opened" and ts_s(r) >= since_s]
+
+
+class ApiEvents:
+    """Reads the loop's anomaly events through the control-plane API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def since(self, t_s: float) -> list[dict]:
+        window_s = max(1.0, time.time() - t_s + 5.0)
+        r = httpx.get(
+            f"{self.base_url}/v1/anomalies", params={"since_s": window_s, "limit": 1000}, timeout=10
+        )
+        r.raise_for_status()
+        return r.json()["events"]
 
 
 def run_cases(
     *,
     set_faults: Callable[[str, Faults], None],
     victim: str,
-    events_since: Callable[[float], list],
+    events_since: Callable[[float], list[dict]],
     scrape_interval_s: float,
     clean_s: float,
     settle_s: float = 20.0,
     cases=CASES,
 ) -> dict:
-    """Clean period (no event allowed), then each fault on `victim`, waiting up to 10 intervals.
-
-    `events_since(t)` returns the loop's anomaly events at or after t (AnomalyEvent objects)."""
+    """Clean period (no event allowed), then each fault on `victim`, waiting up to 10 intervals."""
     out: dict = {"scrape_interval_s": scrape_interval_s, "clean_s": clean_s, "victim": victim}
     start = time.time()
     time.sleep(clean_s)
     out["clean_events"] = [
-        {"replica": e.replica, "metric": e.metric, "score": e.score}
+        {"replica": e["replica"], "model": e["model"], "metric": e["metric"], "score": e["score"]}
         for e in opened(events_since(start), start)
     ]
     results = {}
@@ -129,25 +148,24 @@ def run_cases(
         deadline = t0 + 10 * scrape_interval_s + 5
         while time.time() < deadline and hit is None:
             for e in opened(events_since(t0), t0):
-                if e.replica == victim and e.metric == case.metric and e.model == case.model:
+                if e["replica"] == victim and e["metric"] == case.metric and e["model"] == case.model:
                     hit = e
                     break
-            time.sleep(0.2)
-        wrong = [
-            {"replica": e.replica, "metric": e.metric}
-            for e in opened(events_since(t0), t0)
-            if e.replica != victim
-        ]
+            time.sleep(0.25)
+        flagged = opened(events_since(t0), t0)
         set_faults(victim, Faults())
-        detected_s = None if hit is None else hit.ts.timestamp() - t0
+        detected_s = None if hit is None else ts_s(hit) - t0
         results[case.name] = {
             "detected": hit is not None,
             "time_to_detect_s": detected_s,
             "time_to_detect_intervals": None if detected_s is None else detected_s / scrape_interval_s,
             "metric": case.metric,
-            "explanation": None if hit is None else hit.inputs,
-            "other_replicas_flagged": wrong,
+            "expected_value": None if hit is None else hit["expected_value"],
+            "observed_value": None if hit is None else hit["observed_value"],
+            "other_replicas_flagged": [
+                {"replica": e["replica"], "metric": e["metric"]} for e in flagged if e["replica"] != victim
+            ],
         }
-        time.sleep(settle_s)  # let the incident close and the series settle before the next fault
+        time.sleep(settle_s)  # the incident closes and the series settles before the next fault
     out["faults"] = results
     return out

@@ -126,7 +126,9 @@ class WindowStats:
 
 
 def _inc(old: TargetSample, new: TargetSample, model: str, metric: str) -> float | None:
-    return increase(old.values.get((model, metric, "")), new.values.get((model, metric, "")))
+    # A counter absent from the older scrape was 0 then (Triton creates e.g. failure counters on
+    # the first failure).
+    return increase(old.values.get((model, metric, ""), 0.0), new.values.get((model, metric, "")))
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -142,6 +144,9 @@ def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStat
     total = ok + failed
     hits, misses = _inc(old, new, model, CACHE_HITS), _inc(old, new, model, CACHE_MISSES)
     lookups = (hits or 0.0) + (misses or 0.0)
+    cache_hit_ratio = _ratio(hits, lookups) if lookups > 0 else None
+    if cache_hit_ratio is None and total > 0 and (model, CACHE_HITS, "") in old.values:
+        cache_hit_ratio = 0.0  # the cache answered before and now answers nothing: it collapsed
     buckets: dict[float, float] = {}
     for (m, metric, le), v in new.values.items():
         if m == model and metric == LATENCY_BUCKETS:
@@ -164,7 +169,7 @@ def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStat
         latency_ms=_ratio((_inc(old, new, model, REQUEST_US) or 0.0) / 1000.0, ok) if ok > 0 else None,
         queue_ms=_ratio((_inc(old, new, model, QUEUE_US) or 0.0) / 1000.0, ok) if ok > 0 else None,
         p99_ms=histogram_quantile(buckets, 0.99),
-        cache_hit_ratio=_ratio(hits, lookups) if lookups > 0 else None,
+        cache_hit_ratio=cache_hit_ratio,
         queue_len=queue_len,
         tokens_per_s=None if gen is None else gen / dt,
         buckets=buckets,
@@ -264,7 +269,12 @@ class LiveWindow:
     def add(self, sample: TargetSample) -> None:
         with self._lock:
             h = self._by_target.setdefault(sample.target, deque())
-            if h and sample.ts_s <= h[-1].ts_s:
+            if h and sample.ts_s == h[-1].ts_s:  # another chunk of the same scrape (process memory)
+                h[-1] = TargetSample(
+                    sample.ts_s, sample.target, sample.zone, {**h[-1].values, **sample.values}
+                )
+                return
+            if h and sample.ts_s < h[-1].ts_s:
                 return  # a replayed or out-of-order scrape adds nothing new
             h.append(sample)
             while h and sample.ts_s - h[0].ts_s > self.keep_s:

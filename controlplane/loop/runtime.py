@@ -302,6 +302,13 @@ class UpRuntime:
         if self.store is not None:
             self.store.close()
         self.lease.release()
+        c = self.controller
+        log.info(
+            "stopped: %d ticks, %d rows recorded, %d left unwritten",
+            c.tick_count if c else 0,
+            c.recorder.written_rows if c else 0,
+            c.recorder.pending() if c else 0,
+        )
 
 
 async def serve(runtime: UpRuntime) -> None:

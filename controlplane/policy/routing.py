@@ -175,11 +175,13 @@ def decide_weights(
                 reasons.append(DRAIN)
                 new_w = max(0, current - cfg.drain_step_weight)
             action = "drain" if new_w < current else "hold"
-            # Replacing is for a replica that stays bad on its own, not one held back by the budget.
+            # Replacing is for a replica that stays bad on its own: not one held back by the budget,
+            # and not while every replica looks bad (more likely the telemetry than the fleet).
             if (
                 now - bad_since >= cfg.replace_after_s
                 and not prev.replace_requested
                 and rep.name in may_drain
+                and any_good
             ):
                 reasons.append(REPLACE_AFTER_BAD)
                 route = ReplicaRoute(new_w, bad_since, None, True)

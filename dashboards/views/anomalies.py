@@ -60,7 +60,13 @@ def _body(model: str | None, open_only: bool) -> None:
 
     ui.chart(charts.incident_timeline(incidents), "No incidents in this window.")
     shown = events if not open_only else events[events["incident_id"].isin(incidents["incident_id"])]
-    ui.chart(charts.expected_vs_observed(shown), "No anomaly events to compare in this window.")
+    metrics = sorted(shown["metric"].dropna().unique()) if not shown.empty else []
+    if not metrics:
+        st.info("No anomaly events to compare in this window.", icon=":material/hourglass_empty:")
+    for i in range(0, len(metrics), 2):
+        for col, metric in zip(st.columns(2), metrics[i : i + 2], strict=False):
+            with col:
+                ui.chart(charts.expected_vs_observed(shown, metric), f"No {metric} events.")
 
     st.subheader("Events")
     if events.empty:

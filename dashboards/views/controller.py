@@ -98,8 +98,8 @@ def _status_row() -> dict:
     running = bool(ctl.get("running"))
     c[0].metric(
         "Control loop",
-        "running" if running else "not running",
-        delta=(ctl.get("role") if running else "API alone: state from the store"),
+        "running" if running else "stopped",
+        delta=(f"role: {ctl.get('role')}" if running else "API only"),
         delta_color="off",
         delta_arrow="off",
         border=True,
@@ -116,6 +116,7 @@ def _status_row() -> dict:
 def _decisions_body() -> None:
     api = ui.client()
     w = ui.window_s()
+    now = pd.to_datetime(api.status().get("now"), utc=True, errors="coerce")
     st.dataframe(
         model_state_table(api.models()),
         hide_index=True,
@@ -129,7 +130,7 @@ def _decisions_body() -> None:
     all_dec = frames.decisions_frame(api.decisions(since_s=w, limit=500))
     left, right = st.columns(2)
     with left:
-        ui.chart(charts.replicas_steps(dec), "No replica decisions in this window.")
+        ui.chart(charts.replicas_steps(dec, now=now), "No replica decisions in this window.")
     with right:
         ui.chart(charts.decisions_timeline(all_dec), "No decisions in this window.")
     st.subheader("Decisions and reason codes")
@@ -184,19 +185,28 @@ def _overrides(models: list[str]) -> None:
     with left:
         st.markdown("**New override**")
         with st.form("override_form", clear_on_submit=False):
-            model = st.selectbox("Model", ["*", *models], format_func=lambda m: "all models (*)" if m == "*" else m)
+            model = st.selectbox(
+                "Model", ["*", *models], format_func=lambda m: "all models (*)" if m == "*" else m, key="ov_model"
+            )
             action = st.selectbox(
                 "Action",
                 ACTIONS,
                 help="pause: no scaling; pin: hold a replica count; mode: active / advisory / off.",
+                key="ov_action",
             )
             c1, c2 = st.columns(2)
-            replicas = c1.number_input("Replicas (pin)", min_value=0, max_value=1000, value=1, step=1)
-            mode = c2.selectbox("Mode (mode)", MODES, index=1)
-            reason = st.text_input("Reason", placeholder="why (kept in the audit trail)")
-            ttl_min = st.number_input("Expires after (minutes, 0 = never)", min_value=0.0, value=0.0, step=5.0)
-            token = st.text_input("API token", type="password", help="FLEETPILOT_API_TOKEN of the control plane")
-            submitted = st.form_submit_button("Apply override", type="primary")
+            replicas = c1.number_input(
+                "Replicas (pin)", min_value=0, max_value=1000, value=1, step=1, key="ov_replicas"
+            )
+            mode = c2.selectbox("Mode (mode)", MODES, index=1, key="ov_mode")
+            reason = st.text_input("Reason", placeholder="why (kept in the audit trail)", key="ov_reason")
+            ttl_min = st.number_input(
+                "Expires after (minutes, 0 = never)", min_value=0.0, value=0.0, step=5.0, key="ov_ttl_min"
+            )
+            token = st.text_input(
+                "API token", type="password", help="FLEETPILOT_API_TOKEN of the control plane", key="ov_token"
+            )
+            submitted = st.form_submit_button("Apply override", type="primary", key="ov_submit")
         if submitted:
             try:
                 kw = override_request(model, action, replicas, mode, reason, ttl_min)

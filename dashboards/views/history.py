@@ -103,8 +103,10 @@ def _page() -> None:
     st.selectbox("Examples", list(EXAMPLES), key="history_example", on_change=_use_example)
     sql = st.text_area("SQL (one read-only SELECT)", key="history_sql", height=160)
     c1, c2 = st.columns([1, 4], vertical_alignment="bottom")
-    max_rows = c1.number_input("Max rows", min_value=1, max_value=s.query_max_rows, value=min(1000, s.query_max_rows))
-    if c2.button("Run query", type="primary", icon=":material/play_arrow:"):
+    max_rows = c1.number_input(
+        "Max rows", min_value=1, max_value=s.query_max_rows, value=min(1000, s.query_max_rows), key="history_max_rows"
+    )
+    if c2.button("Run query", type="primary", icon=":material/play_arrow:", key="history_run"):
         _run(sql, int(max_rows))
     if st.session_state.get("history_error"):
         st.error(st.session_state["history_error"])

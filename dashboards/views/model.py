@@ -96,14 +96,14 @@ def _body(model: str, per_replica: bool) -> None:
         delta_arrow="off",
         border=True,
     )
-    c[1].metric("Requests/s", fmt.rate_per_s(info.get("rate_rps")), border=True)
+    c[1].metric("Requests/s", fmt.number(info.get("rate_rps")), border=True)
     c[2].metric("Avg queue time", fmt.ms(frames.mean_value(times, "avg_queue_ms", total=False)), border=True)
     c[3].metric("Avg batch size", fmt.number(frames.mean_value(batch, "avg_batch_size", total=False)), border=True)
     c[4].metric(
         "Cache hit ratio", fmt.ratio_pct(frames.mean_value(cache, "cache_hit_ratio", total=False)), border=True
     )
     c[5].metric(
-        "Replicas (ready / desired)",
+        "Ready / desired",
         f"{info.get('ready_replicas', 0)} / {info.get('desired_replicas') if info.get('desired_replicas') is not None else fmt.NA}",
         border=True,
     )
@@ -150,7 +150,7 @@ def _body(model: str, per_replica: bool) -> None:
     with left:
         ui.chart(
             charts.time_series(
-                gpu, "gpu_memory_used_bytes", color="target", title="GPU memory used", y_title="bytes", y_format="~s"
+                gpu, "gpu_memory_used_bytes", color="target", title="GPU memory used", y_title="bytes", y_format=".3~s"
             ),
             "No GPU memory telemetry for the replicas serving this model.",
         )

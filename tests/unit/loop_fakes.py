@@ -19,13 +19,23 @@ class SimReplica:
     memory_bytes: float = 1.5e9
     counters: dict = field(default_factory=dict)
 
-    def advance(self, model: str, dt_s: float, rate_rps: float, latency_ms: float, error_ratio: float = 0.0,
-                cache_hit_ratio: float | None = None, queue: float = 0.0) -> None:
+    def advance(
+        self,
+        model: str,
+        dt_s: float,
+        rate_rps: float,
+        latency_ms: float,
+        error_ratio: float = 0.0,
+        cache_hit_ratio: float | None = None,
+        queue: float = 0.0,
+    ) -> None:
         n = rate_rps * dt_s
         ok, failed = n * (1 - error_ratio), n * error_ratio
         c = self.counters
+
         def add(metric, v, le=""):
             c[(model, metric, le)] = c.get((model, metric, le), 0.0) + v
+
         add(live.SUCCESS, ok)
         add(live.FAILURE, failed)
         add(live.REQUEST_US, ok * latency_ms * 1000.0)

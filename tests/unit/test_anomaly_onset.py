@@ -117,13 +117,9 @@ def test_a_record_by_a_hair_does_not_fire_with_a_margin_but_a_real_jump_does():
     strict = onset.score(x, _stamps(x.size), onset.OnsetParams(min_novelty=0.1))
     assert np.flatnonzero(strict > 0).size < np.flatnonzero(loose > 0).size
     assert strict[3000] > 0 and loose[3000] > 0
-    sig = onset.signals(x, _stamps(x.size))
-    nov, _ = onset.novelty(sig, onset.OnsetParams())
-    # Every event the margin removed was a record by less than the margin.
-    dropped = np.flatnonzero((loose > 0) & (strict == 0))
-    assert np.all(nov[dropped] <= 0.1 + 1e-12) or np.all(
-        [strict[max(0, t - 80) : t].any() for t in dropped]
-    )
+    nov, _ = onset.novelty(onset.signals(x, _stamps(x.size)), onset.OnsetParams())
+    assert np.all(nov[strict > 0] > 0.1)  # every event beat its bar by more than the margin
+    assert np.any((nov > 0) & (nov <= 0.1))  # and records by a hair did happen
 
 
 def test_a_signal_that_just_switched_on_waits_for_its_own_history():
@@ -143,7 +139,13 @@ def test_a_signal_that_just_switched_on_waits_for_its_own_history():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("refractory_rows", 0), ("history_rows", 0), ("min_novelty", -0.1), ("floor_z", 0.0), ("burst_rows", -1)],
+    [
+        ("refractory_rows", 0),
+        ("history_rows", 0),
+        ("min_novelty", -0.1),
+        ("floor_z", 0.0),
+        ("burst_rows", -1),
+    ],
 )
 def test_bad_params_are_rejected_with_the_field_named(field, value):
     with pytest.raises(ValueError, match=field):

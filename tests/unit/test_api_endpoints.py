@@ -24,6 +24,7 @@ from controlplane.store.schema import Layout
 from tests.support.api_seed import running_api
 
 SLOS = {"classifier-small": 50.0, "chat-lm": 500.0}
+SEEDED_MODELS = tuple(SLOS)
 
 
 @pytest.fixture(scope="module")
@@ -246,13 +247,27 @@ def test_post_overrides_needs_the_token(http, headers, status):
     assert r.status_code == status and r.json()["detail"]
 
 
-def test_post_override_without_a_configured_token_is_503(api):
-    settings = api.ctx.settings.model_copy(update={"api_token": None})
+def test_post_override_without_a_configured_token_is_503(api, tmp_path):
+    settings = api.ctx.settings.model_copy(update={"api_token": None, "data_dir": tmp_path})
     ctx = ApiContext(settings=settings, store=api.store, store_lock=api.ctx.store_lock)
     with TestClient(create_app(ctx)) as c:
         r = c.post("/v1/overrides", json={"model": "a", "action": "pause", "reason": "x"},
                    headers={"Authorization": "Bearer anything"})  # fmt: skip
     assert r.status_code == 503 and "FLEETPILOT_API_TOKEN" in r.json()["detail"]
+    # A token generated into <data_dir>/api_token (what `fleetpilot up` does) counts as configured.
+    (tmp_path / "api_token").write_text("generated-token\n")
+    with TestClient(create_app(ctx)) as c:
+        body = {"model": "a", "action": "pause", "reason": "x", "ttl_s": 1}
+        assert (
+            c.post("/v1/overrides", json=body, headers={"Authorization": "Bearer anything"}).status_code
+            == 403
+        )
+        assert (
+            c.post(
+                "/v1/overrides", json=body, headers={"Authorization": "Bearer generated-token"}
+            ).status_code
+            == 200
+        )
 
 
 @pytest.mark.parametrize(
@@ -281,7 +296,7 @@ def test_post_overrides_change_models_and_overrides(http, api):
     assert r.status_code == 200
     models = {m["model"]: m for m in http.get("/v1/models").json()["models"]}
     assert models["classifier-small"]["paused"] is True and models["classifier-small"]["mode"] == "off"
-    listed = http.get("/v1/overrides").json()["overrides"]
+    listed = [o for o in http.get("/v1/overrides").json()["overrides"] if o["model"] in SEEDED_MODELS]
     assert {(o["model"], o["action"]) for o in listed} == {
         ("chat-lm", "pin"), ("classifier-small", "pause"), ("classifier-small", "mode")
     }  # fmt: skip
@@ -293,7 +308,8 @@ def test_post_overrides_change_models_and_overrides(http, api):
     http.post("/v1/overrides", headers=h, json={"model": "classifier-small", "action": "mode", "mode": "active", "reason": "done"})  # fmt: skip
     models = {m["model"]: m for m in http.get("/v1/models").json()["models"]}
     assert models["classifier-small"]["paused"] is False and models["chat-lm"]["pinned_replicas"] is None
-    assert {(o["model"], o["action"]) for o in http.get("/v1/overrides").json()["overrides"]} == {
+    listed = [o for o in http.get("/v1/overrides").json()["overrides"] if o["model"] in SEEDED_MODELS]
+    assert {(o["model"], o["action"]) for o in listed} == {
         ("classifier-small", "mode")
     }  # fmt: skip
 
@@ -303,7 +319,7 @@ class FakeController:
         self.seen = []
 
     def status(self):
-        return {"running": True, "role": "leader", "tick_count": 7, "last_tick_at": None, "interval_s": 2.0, "last_error": None}  # fmt: skip
+        return {"running": True, "role": "leader", "tick_count": 7, "last_tick_at": 1e9, "interval_s": 2.0, "last_error": None}  # fmt: skip
 
     def models(self):
         return [{"model": "m", "rate_rps": float("nan")}]
@@ -323,6 +339,7 @@ def test_controller_view_answers_live_and_gets_overrides(api):
     with TestClient(create_app(ctx)) as c:
         s = c.get("/v1/status").json()
         assert s["controller"]["role"] == "leader" and s["models"] == 1 and s["replicas_ready"] == 1
+        assert s["controller"]["last_tick_at"] == "2001-09-09T01:46:40.000Z"
         assert c.get("/v1/models").json() == {"models": [{"model": "m", "rate_rps": None}]}
         r = c.post("/v1/overrides", headers=api.headers, json={"model": "m", "action": "pin", "replicas": 2, "reason": "r"})  # fmt: skip
         assert r.status_code == 200

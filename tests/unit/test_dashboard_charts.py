@@ -101,9 +101,16 @@ def test_replicas_steps_and_decision_timeline():
             for m in ("a", "b")
         ]
     )
-    steps = _spec(charts.replicas_steps(dec))
-    assert "facet" in steps  # two models: one row each
-    assert _spec(charts.replicas_steps(dec[dec["model"] == "a"]))["mark"]["interpolate"] == "step-after"
+    now = pd.Timestamp("2026-01-01T00:10:00Z")
+    steps = _spec(charts.replicas_steps(dec, now=now))
+    assert steps["mark"]["interpolate"] == "step-after"
+    rows = [r for v in steps["datasets"].values() for r in v]
+    # 4 decisions x 2 models + the last one held on to `now`, for desired, current and observed
+    assert len(rows) == 3 * (8 + 2)
+    assert {r["series"] for r in rows} == {"desired", "current", "observed"}
+    no_obs = dec.assign(observed_replicas=float("nan"))
+    rows = [r for v in _spec(charts.replicas_steps(no_obs))["datasets"].values() for r in v]
+    assert {r["series"] for r in rows} == {"desired", "current"}  # unknown is not drawn
     tl = _spec(charts.decisions_timeline(dec))
     assert tl["mark"]["type"] == "point" and _rows(tl) == 8
 
@@ -131,8 +138,9 @@ def test_incident_timeline_and_expected_vs_observed():
     )
     tl = _spec(charts.incident_timeline(frames.incidents_frame(ev, now)))
     assert tl["encoding"]["x2"]["field"] == "end"
-    evo = _spec(charts.expected_vs_observed(ev))
-    assert "facet" in evo and len(evo["spec"]["layer"]) == 3
+    evo = _spec(charts.expected_vs_observed(ev, "p99_latency_ms"))
+    assert [layer["mark"]["type"] for layer in evo["layer"]] == ["rule", "tick", "point"]
+    assert charts.expected_vs_observed(ev, "other_metric") is None
 
 
 def test_capacity_and_actions_charts():

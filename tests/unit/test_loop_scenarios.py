@@ -40,7 +40,9 @@ def settings(**control) -> Settings:
         "forecast": False,
     }
     base.update(control)
-    return Settings(control=base, collect={"scrape_interval_s": STEP_S}, fleet={"zones": ["zone-a", "zone-b"]})
+    return Settings(
+        control=base, collect={"scrape_interval_s": STEP_S}, fleet={"zones": ["zone-a", "zone-b"]}
+    )
 
 
 def _ov(body: dict, now_s: float) -> Override:
@@ -207,9 +209,7 @@ def test_pause_override_stops_actuation_and_pin_fixes_the_count():
     assert w.replicas() == 2
     assert any("paused" in d["reason_codes"] for d in w.store.rows["decisions"])
     w.ctl.add_override(_ov({"model": "*", "action": "resume", "reason": "t"}, w.now))
-    w.ctl.add_override(
-        _ov({"model": MODEL, "action": "pin", "replicas": 3, "reason": "t"}, w.now)
-    )
+    w.ctl.add_override(_ov({"model": MODEL, "action": "pin", "replicas": 3, "reason": "t"}, w.now))
     w.step(240.0, 20)
     assert w.replicas() == 3
 

@@ -1,0 +1,1 @@
+"""The demo: orchestration (run.py) and its report (report.py)."""

@@ -1,0 +1,85 @@
+"""Contextual novelty (nab_context.py): a never-seen step between familiar levels, streaming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controlplane.anomaly import nab_context, nab_detector
+
+STEP_S = 300
+
+
+def _stamps(n: int) -> np.ndarray:
+    return np.datetime64("2024-01-01T00:00:00") + (np.arange(n) * STEP_S).astype("timedelta64[s]")
+
+
+def _spiky(n: int = 5000, seed: int = 3) -> np.ndarray:
+    """Noise with isolated +-6 spikes every 37 rows: both spike levels are familiar, never adjacent."""
+    x = 100 + np.random.default_rng(seed).normal(0, 1, n)
+    x[50::37] += 6 * (-1.0) ** np.arange(x[50::37].size)
+    return x
+
+
+def test_an_oscillation_between_familiar_levels_fires_at_its_first_new_step():
+    x = _spiky()
+    y = x.copy()
+    y[4000:4060] = 100 + 6 * (-1.0) ** np.arange(60)  # up, down, up...: each level is familiar
+    assert nab_context.transition_events(x).max() == 0
+    events = np.flatnonzero(nab_context.transition_events(y))
+    assert events.tolist() == [4001]  # the first up->down step; then the refractory period
+
+
+def test_a_brand_new_extreme_level_is_left_to_the_onset_detector():
+    x = _spiky()
+    x[3000] += 200  # a class never seen: not "familiar", so no context event
+    assert nab_context.transition_events(x).max() == 0
+    assert nab_detector.score_series(x, _stamps(x.size))[3000] > 0  # the onset detector has it
+
+
+def test_nothing_fires_while_learning_and_new_steps_die_out_on_noise():
+    x = np.random.default_rng(4).normal(0, 1, 20_000)
+    p = nab_context.ContextParams()
+    events = np.flatnonzero(nab_context.transition_events(x, p))
+    assert np.all(events >= p.learn_rows)
+    assert np.all(np.diff(events) >= p.refractory_rows)
+    assert events.size <= 5  # a finite alphabet: the bar rises as the series grows
+
+
+@pytest.mark.parametrize("cut", [1, 299, 1000, 4001, 4500])
+def test_prefix_events_equal_the_full_series_events(cut):
+    y = _spiky()
+    y[4000:4060] = 100 + 6 * (-1.0) ** np.arange(60)
+    full = nab_context.transition_events(y)
+    np.testing.assert_array_equal(nab_context.transition_events(y[:cut]), full[:cut])
+    s_full = nab_detector.score_series(y, _stamps(y.size))
+    np.testing.assert_array_equal(nab_detector.score_series(y[:cut], _stamps(cut)), s_full[:cut])
+
+
+def test_level_classes_are_signed_log_magnitudes():
+    spread = 2.0 / 1.349  # IQR of the repeated 9, 10, 11 over the normal IQR
+    x = np.r_[np.tile([9.0, 10.0, 11.0], 100), 10.0 + 5 * spread, 10.0 - 20 * spread]
+    c = nab_context.level_classes(x, nab_context.ContextParams(reference_rows=300))
+    # z = 5 and -20: floor(log2(6)) = 2 and -floor(log2(21)) = -4; the plain rows are class 0
+    assert c[-2:].tolist() == [2, -4]
+    assert set(c[20:300].tolist()) == {0}
+    assert nab_context.level_classes(np.zeros(0)).size == 0
+
+
+def test_the_detector_combines_both_event_streams_and_can_drop_the_context_part():
+    y = _spiky()
+    y[4000:4060] = 100 + 6 * (-1.0) ** np.arange(60)
+    both = nab_detector.score_series(y, _stamps(y.size))
+    onset_only = nab_detector.score_series(y, _stamps(y.size), context=None)
+    ctx = nab_detector.DEFAULT_CONTEXT.level * nab_context.transition_events(y, nab_detector.DEFAULT_CONTEXT)
+    np.testing.assert_array_equal(both, np.maximum(onset_only, ctx))
+    assert both.min() >= 0 and both.max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("class_base", 1.0), ("level", 0.0), ("level", 1.5), ("refractory_rows", 0), ("learn_rows", -1)],
+)
+def test_bad_params_are_rejected_with_the_field_named(field, value):
+    with pytest.raises(ValueError, match=field):
+        nab_context.ContextParams(**{field: value})

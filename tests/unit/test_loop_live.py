@@ -1,0 +1,115 @@
+"""The loop's live view: window arithmetic on cumulative counters, and detection on it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from controlplane.loop import live
+from controlplane.loop.detect import Detector, memory_growth_bytes_per_s, observe
+from controlplane.loop.live import LiveWindow, TargetSample, build_view, histogram_quantile, window_stats
+from tests.unit.loop_fakes import SimReplica
+
+M = "classifier-small"
+
+
+def sample(ts, values, target="r0"):
+    return TargetSample(ts, target, "zone-a", {(M, k, ""): v for k, v in values.items()})
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (10.0, 25.0, 15.0),  # normal increase
+        (100.0, 7.0, 7.0),  # a restart: the new value is the increase, never negative
+        (None, 5.0, None),  # unknown old value
+        (5.0, None, None),  # the series vanished
+    ],
+)
+def test_increase_is_reset_safe(old, new, expected):
+    assert live.increase(old, new) == expected
+
+
+def test_window_stats_rates_latency_and_errors():
+    old = sample(0.0, {live.SUCCESS: 100, live.FAILURE: 0, live.REQUEST_US: 100 * 5000, live.QUEUE_US: 0})
+    new = sample(10.0, {live.SUCCESS: 300, live.FAILURE: 50, live.REQUEST_US: 100 * 5000 + 200 * 8000,
+                        live.QUEUE_US: 200 * 1000})  # fmt: skip
+    w = window_stats(old, new, M)
+    assert w.rate_rps == pytest.approx(20.0)
+    assert w.error_ratio == pytest.approx(50 / 250)
+    assert w.latency_ms == pytest.approx(8.0)
+    assert w.queue_ms == pytest.approx(1.0)
+
+
+def test_a_failure_counter_that_appears_counts_from_zero():
+    # Triton creates the failure series with the first failure: absent before means 0.
+    w = window_stats(sample(0.0, {live.SUCCESS: 10}), sample(2.0, {live.SUCCESS: 20, live.FAILURE: 5}), M)
+    assert w.error_ratio == pytest.approx(5 / 15)
+
+
+def test_cache_collapse_reads_as_zero_hits_not_as_missing():
+    old = sample(0.0, {live.SUCCESS: 10, live.CACHE_HITS: 8, live.CACHE_MISSES: 2})
+    on = window_stats(old, sample(2.0, {live.SUCCESS: 20, live.CACHE_HITS: 16, live.CACHE_MISSES: 4}), M)
+    assert on.cache_hit_ratio == pytest.approx(0.8)
+    off = window_stats(old, sample(2.0, {live.SUCCESS: 20}), M)  # cache reloaded off: its series are gone
+    assert off.cache_hit_ratio == 0.0
+    never = window_stats(sample(0.0, {live.SUCCESS: 1}), sample(2.0, {live.SUCCESS: 9}), M)
+    assert never.cache_hit_ratio is None  # a model without a cache is not a collapse
+
+
+@pytest.mark.parametrize(
+    ("buckets", "q", "expected"),
+    [
+        ({10.0: 50, 20.0: 100, math.inf: 100}, 0.5, 10.0),
+        ({10.0: 50, 20.0: 100, math.inf: 100}, 0.75, 15.0),  # linear inside the bucket
+        ({10.0: 0, 20.0: 0, math.inf: 10}, 0.99, 20.0),  # in +Inf: the highest finite bound
+        ({10.0: 0, math.inf: 0}, 0.99, None),  # nothing observed
+    ],
+)
+def test_histogram_quantile(buckets, q, expected):
+    assert histogram_quantile(buckets, q) == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_chunks_of_one_scrape_merge_and_old_scrapes_are_ignored():
+    lw = LiveWindow()
+    lw.add(sample(10.0, {live.SUCCESS: 5}))
+    lw.add(TargetSample(10.0, "r0", "zone-a", {("", live.PROCESS_RSS, ""): 1e9}))
+    lw.add(sample(5.0, {live.SUCCESS: 1}))  # older than what we have: ignored
+    (h,) = lw.histories().values()
+    assert (
+        len(h) == 1
+        and h[0].values[("", live.PROCESS_RSS, "")] == 1e9
+        and h[0].values[(M, live.SUCCESS, "")] == 5
+    )
+
+
+def _fleet_view(lw, now):
+    return build_view(lw.histories(), now, detect_window_s=2, stable_window_s=10, short_window_s=4)
+
+
+def test_one_slow_replica_is_flagged_and_its_faster_peer_is_not():
+    lw, det = LiveWindow(), Detector()
+    reps = [SimReplica("r0"), SimReplica("r1")]
+    events, now = [], 0.0
+    for tick in range(40):
+        now = 2.0 * (tick + 1)
+        for r in reps:
+            slow = 50.0 if (r.name == "r1" and tick >= 30) else 0.0
+            r.advance(M, 2.0, 20.0, 2.0 + 0.1 * (tick % 3) + slow, cache_hit_ratio=0.5)
+            lw.add(r.sample(now))
+        view = _fleet_view(lw, now)
+        events += det.tick(now, observe(view, {k: list(v) for k, v in lw.histories().items()}, 12.0))
+    opened = [e for e in events if e.kind == "opened"]
+    assert [(e.replica, e.metric) for e in opened] == [("r1", "latency_ms")]
+    assert opened[0].ts.timestamp() <= 2.0 * 31 + 2.0  # within one interval of the first slow scrape
+
+
+def test_memory_growth_slope():
+    h = [
+        TargetSample(float(t), "r0", "", {("", live.PROCESS_RSS, ""): 1e9 + 40e6 * max(0, t - 5)})
+        for t in range(10)
+    ]
+    assert memory_growth_bytes_per_s(h, 4.0) == pytest.approx(40e6)
+    assert abs(memory_growth_bytes_per_s(h[:3], 4.0)) < 1.0
+    assert memory_growth_bytes_per_s(h[:2], 4.0) is None  # too few points
