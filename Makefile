@@ -5,8 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The test suite needs Debian's chromium for the browser test (installed when missing and apt exists).
+CHROMIUM_STAMP := $(VENV)/.chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test test-unit test-integration demo lint format bench clean
+.PHONY: install browser test test-unit test-integration test-e2e demo lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +19,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: install
+# Debian's chromium for tests/e2e (driven by the PyPI playwright package from the dev extra; no
+# browser download). Installed with apt-get (sudo when not root) when `chromium` is missing; where
+# that is impossible the browser test skips and says why.
+$(CHROMIUM_STAMP): | $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      || echo "warning: could not install chromium; the browser test will be skipped"; \
+	  else echo "warning: chromium missing and no apt-get; the browser test will be skipped"; fi; }
+	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
+
+browser: $(CHROMIUM_STAMP)
+
+test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 test-unit: install
@@ -25,6 +40,9 @@ test-unit: install
 
 test-integration: install
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+test-e2e: install browser
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
 demo: install
 	$(VENV)/bin/fleetpilot demo

@@ -1,0 +1,1 @@
+"""Streamlit SRE dashboards for fleetpilot; data comes only through the control-plane HTTP API."""

@@ -61,7 +61,11 @@ def time_series(
         return None
     data = df[[c for c in ("ts", y, color) if c]].copy()
     enc_color = (
-        alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top", direction="horizontal", columns=4, offset=2))
+        alt.Color(
+            f"{color}:N",
+            title=None,
+            legend=alt.Legend(orient="top", direction="horizontal", columns=4, offset=2),
+        )
         if color
         else alt.value("#4c78a8")
     )
@@ -76,7 +80,9 @@ def time_series(
         mark = base.mark_area(interpolate="monotone", opacity=0.75, line=True)
         enc = mark.encode(x=x, y=alt.Y(f"{y}:Q", stack="zero", axis=y_axis), color=enc_color, tooltip=tooltip)
     else:
-        mark = base.mark_line(interpolate="monotone", strokeWidth=2, point=alt.OverlayMarkDef(size=12, opacity=0.6))
+        mark = base.mark_line(
+            interpolate="monotone", strokeWidth=2, point=alt.OverlayMarkDef(size=12, opacity=0.6)
+        )
         enc = mark.encode(x=x, y=alt.Y(f"{y}:Q", axis=y_axis), color=enc_color, tooltip=tooltip)
     return enc.properties(width="container")
 
@@ -94,13 +100,17 @@ def multi_series(
     cols = [c for c in names if c in df.columns]
     if df is None or df.empty or not cols:
         return None
-    long = df.melt(id_vars=["ts"], value_vars=cols, var_name="series", value_name="value").dropna(subset=["value"])
+    long = df.melt(id_vars=["ts"], value_vars=cols, var_name="series", value_name="value").dropna(
+        subset=["value"]
+    )
     if long.empty:
         return None
     long["series"] = long["series"].map(lambda s: names.get(s, s))
     if "model" in df.columns and df["model"].nunique() > 1:
         long = long.groupby(["ts", "series"], as_index=False)["value"].mean()
-    return time_series(long, "value", color="series", title=title, y_title=y_title, y_format=y_format, height=height)
+    return time_series(
+        long, "value", color="series", title=title, y_title=y_title, y_format=y_format, height=height
+    )
 
 
 def slo_bars(slo_models: pd.DataFrame, objective_ratio: float | None) -> alt.Chart | None:
@@ -109,7 +119,9 @@ def slo_bars(slo_models: pd.DataFrame, objective_ratio: float | None) -> alt.Cha
         return None
     data = slo_models.dropna(subset=["within_slo_ratio"]).copy()
     obj = float(objective_ratio) if objective_ratio is not None else None
-    data["status"] = ["meets SLO" if obj is None or v >= obj else "below SLO" for v in data["within_slo_ratio"]]
+    data["status"] = [
+        "meets SLO" if obj is None or v >= obj else "below SLO" for v in data["within_slo_ratio"]
+    ]
     lo = min(float(data["within_slo_ratio"].min()), obj if obj is not None else 1.0)
     domain_lo = max(0.0, min(0.9, lo - 0.02))
     bars = (
@@ -137,10 +149,20 @@ def slo_bars(slo_models: pd.DataFrame, objective_ratio: float | None) -> alt.Cha
             ],
         )
     )
-    labels = bars.mark_text(align="right", dx=-6, color="white", fontWeight="bold", fontSize=12).encode(
-        text=alt.Text("within_slo_ratio:Q", format=".2%"), color=alt.value("white")
+    # The share written on the bar (white, inside) or, for a short bar, just past its end.
+    mid = domain_lo + (1.0 - domain_lo) / 2
+    text = alt.Text("within_slo_ratio:Q", format=".2%")
+    inside = (
+        bars.mark_text(align="right", dx=-6, fontWeight="bold", fontSize=12)
+        .encode(text=text, color=alt.value("white"))
+        .transform_filter(alt.datum.within_slo_ratio >= mid)
     )
-    layers = [bars, labels]
+    outside = (
+        bars.mark_text(align="left", dx=6, fontWeight="bold", fontSize=12)
+        .encode(text=text, color=alt.value("#333"))
+        .transform_filter(alt.datum.within_slo_ratio < mid)
+    )
+    layers = [bars, inside, outside]
     if obj is not None:
         rule = (
             alt.Chart(pd.DataFrame({"objective": [obj]}))
@@ -154,7 +176,12 @@ def slo_bars(slo_models: pd.DataFrame, objective_ratio: float | None) -> alt.Cha
 
 
 def forecast_band(
-    forecasts: pd.DataFrame, actual: pd.DataFrame | None, actual_col: str, *, title: str = "", y_title: str = ""
+    forecasts: pd.DataFrame,
+    actual: pd.DataFrame | None,
+    actual_col: str,
+    *,
+    title: str = "",
+    y_title: str = "",
 ) -> alt.Chart | None:
     """The forecast's lower..upper band and median line against the actual series."""
     has_fc = _plottable(forecasts, "target_ts", "value")
@@ -198,7 +225,10 @@ def forecast_band(
                 x=x,
                 y=alt.Y("value:Q", title=y_title or None),
                 color=alt.Color("series:N", scale=legend_scale, legend=alt.Legend(orient="top", title=None)),
-                tooltip=[alt.Tooltip("t:T", title="time (UTC)", format="%H:%M:%S"), alt.Tooltip("value:Q", format=",.2f")],
+                tooltip=[
+                    alt.Tooltip("t:T", title="time (UTC)", format="%H:%M:%S"),
+                    alt.Tooltip("value:Q", format=",.2f"),
+                ],
             )
         )
     return alt.layer(*layers, title=title or alt.Undefined).properties(width="container", height=HEIGHT)
@@ -292,7 +322,9 @@ def incident_timeline(incidents: pd.DataFrame) -> alt.Chart | None:
     if not _plottable(incidents, "start", "end"):
         return None
     data = incidents.copy()
-    data["series"] = data["replica"].fillna("").astype(str).replace("", "(fleet)") + " · " + data["metric"].astype(str)
+    data["series"] = (
+        data["replica"].fillna("").astype(str).replace("", "(fleet)") + " · " + data["metric"].astype(str)
+    )
     return (
         alt.Chart(data, title="Incident timeline")
         .mark_bar(cornerRadius=3, height={"band": 0.6})
@@ -344,7 +376,9 @@ def expected_vs_observed(events: pd.DataFrame, metric: str) -> alt.LayerChart | 
     rule = base.mark_rule(color="#bbb", strokeWidth=2).encode(
         y=alt.Y("expected_value:Q", title=metric), y2="observed_value:Q"
     )
-    expected = base.mark_tick(color="#79706e", thickness=3, size=16).encode(y="expected_value:Q", tooltip=tooltip)
+    expected = base.mark_tick(color="#79706e", thickness=3, size=16).encode(
+        y="expected_value:Q", tooltip=tooltip
+    )
     observed = base.mark_point(filled=True, size=90, opacity=1).encode(
         y="observed_value:Q",
         color=alt.Color(
@@ -355,9 +389,9 @@ def expected_vs_observed(events: pd.DataFrame, metric: str) -> alt.LayerChart | 
         shape=alt.Shape("replica:N", legend=alt.Legend(orient="top", title=None)),
         tooltip=tooltip,
     )
-    return alt.layer(rule, expected, observed, data=data, title=f"{metric}: expected (tick) vs observed (dot)").properties(
-        width="container", height=HEIGHT
-    )
+    return alt.layer(
+        rule, expected, observed, data=data, title=f"{metric}: expected (tick) vs observed (dot)"
+    ).properties(width="container", height=HEIGHT)
 
 
 def capacity_bars(models: pd.DataFrame) -> alt.Chart | None:
@@ -451,13 +485,17 @@ def result_chart(df: pd.DataFrame, x: str | None, ys: Sequence[str], color: str 
     return mark.encode(**enc).properties(width="container", height=280)
 
 
-def with_rule(chart: alt.Chart | None, y_value: float | None, label: str) -> alt.Chart | alt.LayerChart | None:
+def with_rule(
+    chart: alt.Chart | None, y_value: float | None, label: str
+) -> alt.Chart | alt.LayerChart | None:
     """`chart` with a dashed horizontal line at `y_value` (e.g. the SLO), labelled at its right end."""
     if chart is None or y_value is None:
         return chart
     ref = pd.DataFrame({"y": [float(y_value)], "label": [f"{label} {y_value:g}"]})
-    rule = alt.Chart(ref).mark_rule(color="#e45756", strokeDash=[6, 4], strokeWidth=1.5).encode(
-        y="y:Q", tooltip=[alt.Tooltip("label:N", title=label)]
+    rule = (
+        alt.Chart(ref)
+        .mark_rule(color="#e45756", strokeDash=[6, 4], strokeWidth=1.5)
+        .encode(y="y:Q", tooltip=[alt.Tooltip("label:N", title=label)])
     )
     text = (
         alt.Chart(ref)

@@ -171,7 +171,8 @@ class ApiClient:
             raise ApiError(url, resp.status_code, error_detail(body, text))
         if body is None:
             raise ApiUnavailable(
-                self.base_url, f"{path} answered {resp.status_code} without JSON (is this the fleetpilot API?)"
+                self.base_url,
+                f"{path} answered {resp.status_code} without JSON (is this the fleetpilot API?)",
             )
         return body
 

@@ -42,9 +42,10 @@ def series_frame(series: Mapping[str, Any]) -> pd.DataFrame:
 
 def complete_buckets(df: pd.DataFrame, step_s: int, now: pd.Timestamp | None) -> pd.DataFrame:
     """Drop buckets that have not ended by `now`: a rate over a half-filled bucket reads low."""
-    if df.empty or now is None or "ts" not in df.columns:
+    if df.empty or now is None or pd.isna(now) or "ts" not in df.columns:
         return df
-    return df[df["ts"] + pd.Timedelta(seconds=step_s) <= now].reset_index(drop=True)
+    done = df[df["ts"] + pd.Timedelta(seconds=step_s) <= now].reset_index(drop=True)
+    return done if not done.empty else df  # only a young bucket so far: better than nothing
 
 
 def value_columns(df: pd.DataFrame) -> list[str]:
@@ -112,13 +113,22 @@ def _codes(v: Any) -> str:
 def decisions_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Decisions, newest first, with params (current/recommended/final/message) and key inputs as columns."""
     rows = list(rows)
-    df = _frame(rows, ("ts", "model", "policy", "mode", "action", "replica", "reason_codes", "confidence_ratio"))
+    df = _frame(
+        rows, ("ts", "model", "policy", "mode", "action", "replica", "reason_codes", "confidence_ratio")
+    )
     params = [r.get("params") if isinstance(r.get("params"), dict) else {} for r in rows]
     inputs = [r.get("inputs") if isinstance(r.get("inputs"), dict) else {} for r in rows]
     for key in ("current", "recommended", "final"):
         df[key] = pd.to_numeric(pd.Series([p.get(key) for p in params], dtype=object), errors="coerce")
     df["message"] = [p.get("message", "") for p in params]
-    for key in ("observed_replicas", "ready_replicas", "rate_rps", "forecast_p90_rps", "capacity_rps", "p99_ms"):
+    for key in (
+        "observed_replicas",
+        "ready_replicas",
+        "rate_rps",
+        "forecast_p90_rps",
+        "capacity_rps",
+        "p99_ms",
+    ):
         df[key] = pd.to_numeric(pd.Series([i.get(key) for i in inputs], dtype=object), errors="coerce")
     df["reasons"] = df["reason_codes"].map(_codes)
     if not df.empty:
@@ -180,7 +190,11 @@ def _incident_id(row: Mapping[str, Any]) -> str:
     if isinstance(inputs, dict) and inputs.get("incident_id"):
         return str(inputs["incident_id"])
     event_id = str(row.get("event_id") or "")
-    return event_id.split("#", 1)[0] if event_id else f"{row.get('model')}/{row.get('replica')}/{row.get('metric')}"
+    return (
+        event_id.split("#", 1)[0]
+        if event_id
+        else f"{row.get('model')}/{row.get('replica')}/{row.get('metric')}"
+    )
 
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -230,7 +244,9 @@ def incidents_frame(events: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
 
 def forecasts_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Forecast rows; for each target time only the newest forecast is kept (what the loop used)."""
-    df = _frame(rows, ("ts", "forecaster", "model", "metric", "target_ts", "horizon_s", "value", "lower", "upper"))
+    df = _frame(
+        rows, ("ts", "forecaster", "model", "metric", "target_ts", "horizon_s", "value", "lower", "upper")
+    )
     for c in ("value", "lower", "upper", "horizon_s"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     if df.empty:

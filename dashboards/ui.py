@@ -19,15 +19,18 @@ from dashboards.client import ApiClient, ApiError, ApiUnavailable
 from dashboards.settings import DashboardSettings, resolve
 
 # Window (s) -> bucket step (s): about 60-100 points per chart, aligned to the rollups from 1 h up.
-WINDOWS_S = {900: 15, 3600: 60, 6 * 3600: 300, 86400: 900, 7 * 86400: 3600}
+# Steps are multiples of 30 s so that 5 s and 10 s scrapes land evenly in every bucket.
+WINDOWS_S = {900: 30, 3600: 60, 6 * 3600: 300, 86400: 900, 7 * 86400: 3600}
+# Headline rates ("now") come from the last few complete minutes, whatever the window.
+RECENT_S = 300
 
 
 def step_for(window_s: int) -> int:
     """The bucket step for a window: the listed one, else about 60 points rounded to a minute."""
     if window_s in WINDOWS_S:
         return WINDOWS_S[window_s]
-    step = max(10, window_s // 60)
-    return step - step % 60 if step >= 60 else step
+    step = max(30, window_s // 60)
+    return step - step % 60 if step >= 60 else step - step % 30
 
 
 def settings() -> DashboardSettings:

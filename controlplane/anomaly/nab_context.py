@@ -34,7 +34,7 @@ class ContextParams:
     reference_rows: int = 300  # rows behind t that define "normal" (median, IQR) for the z
     class_base: float = 2.0  # level classes: floor(log_base(1 + |z|)), signed
     min_class_count: int = 10  # both ends of a new transition must have been seen this often
-    learn_rows: int = 1000  # no event before this many rows
+    learn_rows: int = 1500  # no event before this many rows
     refractory_rows: int = 200  # silence after an event
     level: float = 1.0  # the score of an event, in (0, 1]
 

@@ -12,11 +12,16 @@ A record must beat its bar by a margin (`min_novelty`, a log ratio): clean noise
 alarms. A signal that has just switched on (the day-over-day one after two days) may not fire
 until it has `signal_warmup_rows` of its own history.
 
-Defaults come from `tools/nab_tune.py` (a corpus-wide grid over history, margin, refractory,
-signal warm-up, floor and z weight on the 34-file dev corpus; leave-one-category-out check in
-the same script). The score surface is jagged (one event moving in or out of a window changes
-a file's score by ~1), so small differences between grid points are noise; see the tests for
-the behaviour that must hold.
+A second, independent event stream (nab_context.py) fires on a never-seen step between two
+familiar level classes: a change of pattern that is no record (an oscillation between usual
+levels). The two streams are combined by max.
+
+Defaults come from `tools/nab_tune.py --smooth`: a corpus-wide grid (history, margin,
+refractory, signal warm-up, z weight; context on/off, familiarity count, learning rows, level)
+on the 34-file dev corpus, each point ranked by the mean over its grid neighbours, because the
+surface is jagged (one event moving in or out of a window changes a file's score by ~1); the
+same script runs the leave-one-category-out check. See the tests for the behaviour that must
+hold.
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ NabParams = OnsetParams
 DEFAULT_PARAMS = OnsetParams(
     history_rows=1000,
     floor_z=2.0,
-    refractory_rows=100,
+    refractory_rows=80,
     z_weight=0.7,
     min_novelty=0.1,
     signal_warmup_rows=150,
 )
 
 
-DEFAULT_CONTEXT = ContextParams(learn_rows=1000, min_class_count=10, refractory_rows=200, level=1.0)
+DEFAULT_CONTEXT = ContextParams(learn_rows=1500, min_class_count=10, refractory_rows=200, level=1.0)
 
 
 def score_series(

@@ -47,7 +47,12 @@ _bearer = HTTPBearer(auto_error=False, description="FLEETPILOT_API_TOKEN")
 
 
 class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"sql": "SELECT model, count() AS n FROM decisions GROUP BY model", "max_rows": 100}]
+        },
+    )
 
     sql: str = Field(..., min_length=1, max_length=100_000, description="One read-only statement.")
     max_rows: int | None = Field(None, ge=1, description="Rows returned at most (<= api.query_max_rows).")
@@ -116,37 +121,46 @@ def create_app(ctx: ApiContext, metrics: ApiMetrics | None = None) -> FastAPI:
         rows = reads.override_rows(c)
         return rows, effective_overrides(rows, now_s)
 
-    def _models_from_store(c: ApiContext, now_s: float) -> list[dict]:
-        rows, eff = _effective(c, now_s)
-        spec = reads.replica_spec(c)
-        status = reads.replica_status(c, now_s=now_s)
+    def _models_from_store(c: ApiContext, now_s: float, *, full: bool = True, shared=None) -> list[dict]:
+        """`full=False` skips the telemetry reads (rates, p99, capacity, forecasts): enough to count."""
+        x = shared or _fleet_reads(c, now_s)
+        _, eff = _effective(c, now_s)
         return compose_models(
             settings=c.settings,
-            spec=spec,
-            status=status,
-            targets=reads.recent_targets(c, now_s=now_s),
-            stats=reads.model_window_stats(c, now_s=now_s, window_s=c.settings.api.summary_window_s),
-            capacity=reads.capacity_by_model(c),
+            spec=x["spec"],
+            status=x["status"],
+            targets=x["targets"],
+            stats=reads.model_window_stats(c, now_s=now_s, window_s=c.settings.api.summary_window_s)
+            if full
+            else {},
+            capacity=reads.capacity_by_model(c) if full else {},
             forecast_p90=reads.forecast_p90_by_model(
                 c, now_s=now_s, ahead_s=c.settings.control.replica_startup_s
-            ),
+            )
+            if full
+            else {},
             last_decision=reads.last_decisions(c, now_s=now_s),
-            open_events=_open_events(c, now_s),
+            open_events=x["open"],
             effective=eff,
         )
 
-    def _replicas_from_store(c: ApiContext, now_s: float) -> list[dict]:
-        return compose_replicas(
-            reads.replica_spec(c),
-            reads.replica_status(c, now_s=now_s),
-            reads.recent_targets(c, now_s=now_s),
-            _open_events(c, now_s),
-        )
+    def _fleet_reads(c: ApiContext, now_s: float) -> dict:
+        return {
+            "spec": reads.replica_spec(c),
+            "status": reads.replica_status(c, now_s=now_s),
+            "targets": reads.recent_targets(c, now_s=now_s),
+            "open": _open_events(c, now_s),
+        }
+
+    def _replicas_from_store(c: ApiContext, now_s: float, shared=None) -> list[dict]:
+        x = shared or _fleet_reads(c, now_s)
+        return compose_replicas(x["spec"], x["status"], x["targets"], x["open"])
 
     @app.get("/v1/status", tags=["fleet"])
     def status(c: ApiContext = Depends(_ctx)) -> dict:
         now_s = _now(c)
         ok = reads.store_ok(c)
+        shared = None
         if c.controller is not None:
             controller = dict(c.controller.status())
             if isinstance(controller.get("last_tick_at"), int | float):
@@ -162,8 +176,9 @@ def create_app(ctx: ApiContext, metrics: ApiMetrics | None = None) -> FastAPI:
                 "interval_s": 0.0,
                 "last_error": None,
             }
-            models = _models_from_store(c, now_s) if ok else []
-            replicas = _replicas_from_store(c, now_s) if ok else []
+            shared = _fleet_reads(c, now_s) if ok else None
+            models = _models_from_store(c, now_s, full=False, shared=shared) if ok else []
+            replicas = _replicas_from_store(c, now_s, shared=shared) if ok else []
         ready = sum(1 for r in replicas if (r.get("observed") or {}).get("ready"))
         return {
             "now": iso(now_s),
@@ -172,7 +187,7 @@ def create_app(ctx: ApiContext, metrics: ApiMetrics | None = None) -> FastAPI:
             "models": len(models),
             "replicas": len(replicas),
             "replicas_ready": ready,
-            "open_incidents": len(_open_events(c, now_s)) if ok else 0,
+            "open_incidents": (len(shared["open"]) if shared else len(_open_events(c, now_s))) if ok else 0,
             "overrides": [o.as_json() for o in active_overrides(reads.override_rows(c), now_s)] if ok else [],
         }
 
@@ -356,7 +371,7 @@ def create_app(ctx: ApiContext, metrics: ApiMetrics | None = None) -> FastAPI:
         try:
             with store_span(c, "user_query", **{"db.system": "clickhouse", "db.statement": statement[:2000]}):
                 if c.store.client is None:
-                    raise StoreUnavailable("store is closed")
+                    raise StoreUnavailable("the store is closed (the process is shutting down)")
                 answer = execute_read_only(c.store.client, statement, limits)
         except QueryRefused as exc:
             m.query_refusals.labels(exc.reason).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,8 +45,6 @@ class ApiContext:
     clock: Callable[[], float] | None = None
 
     def now_s(self) -> float:
-        import time  # noqa: PLC0415
-
         return self.clock() if self.clock is not None else time.time()
 
 

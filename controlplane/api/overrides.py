@@ -31,9 +31,17 @@ _ASPECT = {"pause": "pause", "resume": "pause", "pin": "pin", "unpin": "pin", "m
 class OverrideRequest(BaseModel):
     """Body of POST /v1/overrides."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"model": "chat-lm", "action": "pin", "replicas": 3, "reason": "launch day", "ttl_s": 3600},
+                {"model": "*", "action": "mode", "mode": "advisory", "reason": "watch only"},
+            ]
+        },
+    )
 
-    model: str = Field(..., description='A model name, or "*" for all models.', examples=["chat-lm"])
+    model: str = Field(..., description='A model name, or "*" for all models.')
     action: Literal["pause", "resume", "pin", "unpin", "mode"]
     replicas: int | None = Field(
         None, ge=1, le=MAX_PIN_REPLICAS, description="Replica count to hold (pin only)."

@@ -14,8 +14,9 @@ from controlplane.api.jsonify import cell, row
 from controlplane.api.overrides import Override
 from controlplane.store import derived as d
 from controlplane.store.derived import q
+from controlplane.store.errors import StoreUnavailable
 
-FORECAST_RATE_METRICS = ("requests_per_s", "rate_rps", "request_rate")
+FORECAST_RATE_METRICS = ("request_rate_rps",)  # as controlplane/forecast/service.py writes it
 _INCIDENT_ID = "replaceRegexpOne(event_id, '#[0-9]+$', '')"
 OPEN_LOOKBACK_S = 30 * 86400  # incidents older than this are not looked for
 RECENT_TARGETS_S = 900  # a target that reported within this window counts as present
@@ -36,6 +37,8 @@ def _eq(col: str, value: str | None) -> str | None:
 
 def query(ctx: ApiContext, name: str, sql: str) -> list[dict[str, Any]]:
     with store_span(ctx, name, **{"db.system": "clickhouse", "db.statement": sql[:2000]}) as span:
+        if ctx.store.client is None:  # closed during shutdown: an outage, not a bad query
+            raise StoreUnavailable("the store is closed (the process is shutting down)")
         res = ctx.store.query(sql)
         span.set_attribute("db.rows", len(res.rows))
     return res.to_dicts()
@@ -231,18 +234,25 @@ def latency_buckets(ctx, *, now_s: float, since_s: float) -> dict[str, list[tupl
 
 
 def cost_inputs(ctx, *, now_s: float, since_s: float) -> dict[str, float | None]:
-    """Replica-hours and GPU-hours (minutes with samples / 60), inferences and energy over the window."""
-    start = int((now_s - since_s) // 60 * 60)
-    end = int(math.ceil(now_s / 60) * 60)
+    """Replica-hours and GPU-hours (buckets with samples x bucket length), inferences and energy.
+
+    Windows up to two days count minutes (samples_1m); longer ones count hours (samples_1h), so a
+    400-day window reads hourly rows.
+    """
+    bucket_s = 60 if since_s <= 2 * 86400 else 3600
+    table = "samples_1m" if bucket_s == 60 else "samples_1h"
+    per_hour = 3600 / bucket_s
+    start = int((now_s - since_s) // bucket_s * bucket_s)
+    end = int(math.ceil(now_s / bucket_s) * bucket_s)
     window = f"ts >= toDateTime({start}, 'UTC') AND ts < toDateTime({end}, 'UTC')"
     sql = (
         "SELECT "
-        f"uniqExactIf((target, ts), metric = {q(d.REQUEST_SUCCESS)}) / 60.0 AS replica_hours, "
-        f"uniqExactIf((series_id, ts), metric IN {d.qlist([d.GPU_METRICS['triton']['util'], d.GPU_METRICS['dcgm']['util']])}) / 60.0 AS gpu_hours, "
+        f"uniqExactIf((target, ts), metric = {q(d.REQUEST_SUCCESS)}) / {per_hour} AS replica_hours, "
+        f"uniqExactIf((series_id, ts), metric IN {d.qlist([d.GPU_METRICS['triton']['util'], d.GPU_METRICS['dcgm']['util']])}) / {per_hour} AS gpu_hours, "
         f"sumIf(increase, metric = {q(d.INFERENCE_COUNT)}) AS inferences, "
         f"if(countIf(metric IN {d.qlist(list(d.ENERGY_J.values()))}) = 0, NULL, "
         f"sumIf(increase, metric IN {d.qlist(list(d.ENERGY_J.values()))})) AS energy_j "
-        "FROM samples_1m WHERE metric IN "
+        f"FROM {table} WHERE metric IN "
         + d.qlist(
             [
                 d.REQUEST_SUCCESS,

@@ -13,7 +13,9 @@ app = typer.Typer(
 # Each module adds its commands to `app` on import.
 from controlplane.cli import (  # noqa: E402,F401
     api_cmd,
+    bench_autoscale_cmd,
     bench_cmd,
+    bench_faults_cmd,
     collect_cmd,
     dashboard_cmd,
     demo_cmd,
@@ -24,5 +26,6 @@ from controlplane.cli import (  # noqa: E402,F401
     query_cmd,
     replay_cmd,
     router_cmd,
+    sim_cmd,
     up_cmd,
 )

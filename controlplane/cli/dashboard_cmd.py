@@ -16,7 +16,9 @@ from controlplane.config import ConfigError
 def dashboard(
     port: int = typer.Option(None, "--port", min=1, max=65535, help="Port (default dashboard.port)."),
     api_url: str = typer.Option(
-        None, "--api-url", help="Control-plane API base URL (default $FLEETPILOT_API_URL or dashboard.api_url)."
+        None,
+        "--api-url",
+        help="Control-plane API base URL (default $FLEETPILOT_API_URL or dashboard.api_url).",
     ),
     print_command: bool = typer.Option(
         False, "--print-command", help="Print the streamlit command line instead of running it."

@@ -21,12 +21,22 @@ def backtest_cmd(
     value_col: str = typer.Option(None, "--value-col", help="Value column (default: the second column)."),
     horizon_steps: int = typer.Option(..., "--horizon-steps", min=1, help="Rows ahead to forecast, e.g. 6."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    anchors: bool = typer.Option(
+        True,
+        "--anchors/--no-anchors",
+        help="Also score the statsforecast anchors (AutoARIMA, AutoETS, MSTL); they cost most of the time.",
+    ),
 ) -> None:
     """Rolling-origin backtest: 8 origins in the last 20% of rows; rel_mae is relative to seasonal naive."""
     from rich.console import Console  # noqa: PLC0415
     from rich.progress import Progress  # noqa: PLC0415
 
-    from controlplane.forecast.registry import N_ORIGINS, backtest_origins, backtest_report  # noqa: PLC0415
+    from controlplane.forecast.registry import (  # noqa: PLC0415
+        N_ORIGINS,
+        backtest_origins,
+        backtest_report,
+        default_forecasters,
+    )
     from controlplane.forecast.series import SeriesInputError, read_series_csv  # noqa: PLC0415
 
     try:
@@ -42,7 +52,11 @@ def backtest_cmd(
         task = bar.add_task(f"backtest {series.name}", total=2 * N_ORIGINS)
         try:
             report = backtest_report(
-                s.values, s.timestamps_s, horizon_steps, on_origin=lambda: bar.advance(task)
+                s.values,
+                s.timestamps_s,
+                horizon_steps,
+                default_forecasters(anchors=anchors),
+                on_origin=lambda: bar.advance(task),
             )
         except ValueError as exc:
             fail(f"{series}: {exc}")

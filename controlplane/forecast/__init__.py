@@ -1,5 +1,6 @@
 """Load forecasting: pure forecasters behind one registry, the fixed backtest protocol, selection."""
 
+from controlplane.forecast.anchors import StatsAnchor, anchor_forecasters
 from controlplane.forecast.forecasters import (
     HoltWinters,
     LastValue,
@@ -10,6 +11,7 @@ from controlplane.forecast.forecasters import (
     SeasonalNaive,
     SeasonalProfile,
 )
+from controlplane.forecast.neural import TorchQuantileMLP
 from controlplane.forecast.registry import (
     backtest,
     backtest_origins,
@@ -18,8 +20,14 @@ from controlplane.forecast.registry import (
     select_forecaster,
 )
 from controlplane.forecast.series import Series, SeriesInputError, infer_seasons, read_series_csv
+from controlplane.forecast.service import ForecastService, ModelForecast
 
 __all__ = [
+    "ForecastService",
+    "ModelForecast",
+    "StatsAnchor",
+    "TorchQuantileMLP",
+    "anchor_forecasters",
     "HoltWinters",
     "LastValue",
     "MedianEnsemble",

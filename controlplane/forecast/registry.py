@@ -18,12 +18,13 @@ from controlplane.forecast.forecasters import (
     SeasonalNaive,
     SeasonalProfile,
 )
+from controlplane.forecast.neural import TorchQuantileMLP
 
 BASELINE = "seasonal_naive"  # rel_mae is relative to this one
 N_ORIGINS = 8
 
 
-def default_forecasters() -> dict:
+def default_forecasters(anchors: bool = True) -> dict:
     # The two anchors stay plain; the fitted models are outage-aware.
     base = [
         SeasonalNaive("daily"),
@@ -32,8 +33,13 @@ def default_forecasters() -> dict:
         OutageAware(SeasonalProfile()),
         OutageAware(HoltWinters()),
         OutageAware(QuantileGBM()),
+        OutageAware(TorchQuantileMLP()),
     ]
     by_name = {f.name: f for f in base}
+    if anchors:
+        from controlplane.forecast.anchors import anchor_forecasters  # noqa: PLC0415 (slow import)
+
+        by_name.update(anchor_forecasters())
     ens = MedianEnsemble([by_name["last_value"], by_name["holt_winters"], by_name["quantile_gbm"]])
     by_name[ens.name] = ens
     mean2 = MedianEnsemble([by_name["holt_winters"], by_name["quantile_gbm"]], name="mean_hw_gbm", how="mean")

@@ -185,7 +185,7 @@ class Controller:
         # deviation beside it, it does.
         self.detector = Detector(
             EngineParams(
-                incidents=IncidentParams(close_after_s=close_s, cooldown_s=4 * close_s),
+                incidents=IncidentParams(close_after_s=close_s, cooldown_s=close_s),
                 combine=CombineParams(changepoint=Ramp(0.0, 2.0)),
             )
         )

@@ -33,8 +33,10 @@ class Watch:
 MODEL_METRICS: dict[str, Watch] = {
     "latency_ms": Watch(+1, 3.0),
     "queue_ms": Watch(+1, 3.0),
-    "error_ratio": Watch(+1, 0.02),
-    "cache_hit_ratio": Watch(-1, 0.05),
+    # Ratios over one scrape window of a few dozen requests carry binomial noise (+-0.1 at 30
+    # requests and p=0.5), so their floors sit near it.
+    "error_ratio": Watch(+1, 0.05),
+    "cache_hit_ratio": Watch(-1, 0.1),
 }
 REPLICA_METRICS: dict[str, Watch] = {
     "memory_bytes": Watch(+1, 128 * MIB),
@@ -44,7 +46,8 @@ REPLICA_METRICS: dict[str, Watch] = {
 
 
 def memory_growth_bytes_per_s(history: list[TargetSample], window_s: float) -> float | None:
-    """Resident memory slope over the window (least squares; a leak is a steady climb)."""
+    """Resident memory growth over the window (least-squares slope, >= 0: a leak is a climb; a
+    replica that frees memory must not make its peers look like they grow)."""
     from controlplane.loop.live import PROCESS_RSS
 
     if not history:
@@ -58,7 +61,7 @@ def memory_growth_bytes_per_s(history: list[TargetSample], window_s: float) -> f
     v = np.array([p[1] for p in pts])
     if np.ptp(t) <= 0:
         return None
-    return float(np.polyfit(t, v, 1)[0])
+    return max(0.0, float(np.polyfit(t, v, 1)[0]))
 
 
 def observe(

@@ -90,11 +90,13 @@ class FaultCase:
     model: str  # "" for replica-level metrics
 
 
+# The cache collapse goes last: switching the cache off reloads the model, whose memory churn
+# would otherwise overlap the memory case.
 CASES = (
     FaultCase("slow_replica", Faults(added_latency_ms=50.0), "latency_ms", MODEL),
     FaultCase("error_burst", Faults(error_rate_ratio=0.5), "error_ratio", MODEL),
-    FaultCase("cache_collapse", Faults(cache_off=True), "cache_hit_ratio", MODEL),
     FaultCase("memory_growth", Faults(memory_growth_mb_per_s=40.0), "memory_growth_bytes_per_s", ""),
+    FaultCase("cache_collapse", Faults(cache_off=True), "cache_hit_ratio", MODEL),
 )
 
 
@@ -122,6 +124,21 @@ class ApiEvents:
         return r.json()["events"]
 
 
+def open_incidents(rows: list[dict]) -> set[str]:
+    """incident ids whose newest event is not a close."""
+    last: dict[str, dict] = {}
+    for r in sorted(rows, key=ts_s):
+        last[r["incident_id"]] = r
+    return {i for i, r in last.items() if r["reason_codes"][0] != "closed"}
+
+
+def wait_quiet(events_since: Callable[[float], list[dict]], since_s: float, timeout_s: float) -> None:
+    """Until every incident opened since since_s has closed (each case starts from a quiet fleet)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and open_incidents(events_since(since_s)):
+        time.sleep(1.0)
+
+
 def run_cases(
     *,
     set_faults: Callable[[str, Faults], None],
@@ -142,8 +159,11 @@ def run_cases(
     ]
     results = {}
     for case in cases:
+        wait_quiet(events_since, start, timeout_s=60.0)
+        time.sleep(settle_s)  # past the cool-down of the incident that just closed
+        t_call = time.time()
+        set_faults(victim, case.faults)  # cache_off reloads models: the fault is on when it returns
         t0 = time.time()
-        set_faults(victim, case.faults)
         hit = None
         deadline = t0 + 10 * scrape_interval_s + 5
         while time.time() < deadline and hit is None:
@@ -156,6 +176,7 @@ def run_cases(
         set_faults(victim, Faults())
         detected_s = None if hit is None else ts_s(hit) - t0
         results[case.name] = {
+            "inject_s": round(t0 - t_call, 2),
             "detected": hit is not None,
             "time_to_detect_s": detected_s,
             "time_to_detect_intervals": None if detected_s is None else detected_s / scrape_interval_s,
@@ -166,6 +187,5 @@ def run_cases(
                 {"replica": e["replica"], "metric": e["metric"]} for e in flagged if e["replica"] != victim
             ],
         }
-        time.sleep(settle_s)  # the incident closes and the series settles before the next fault
     out["faults"] = results
     return out

@@ -21,6 +21,7 @@ import numpy as np
 
 SUCCESS = "nv_inference_request_success"
 FAILURE = "nv_inference_request_failure"
+MODEL_ERRORS = "fleetpilot_model_error_responses_total"  # Triton counts these as successes (#7713)
 REQUEST_US = "nv_inference_request_duration_us"
 QUEUE_US = "nv_inference_queue_duration_us"
 CACHE_HITS = "nv_cache_num_hits_per_model"
@@ -35,7 +36,17 @@ GPU_MEM = "nv_gpu_memory_used_bytes"
 PROCESS_RSS = "process_resident_memory_bytes"  # collectors/procmem.py, per local replica
 UP = "up"
 
-COUNTERS = (SUCCESS, FAILURE, REQUEST_US, QUEUE_US, CACHE_HITS, CACHE_MISSES, LATENCY_BUCKETS, GEN_TOKENS)
+COUNTERS = (
+    SUCCESS,
+    FAILURE,
+    MODEL_ERRORS,
+    REQUEST_US,
+    QUEUE_US,
+    CACHE_HITS,
+    CACHE_MISSES,
+    LATENCY_BUCKETS,
+    GEN_TOKENS,
+)
 GAUGES = (PENDING, WAITING, RUNNING, GPU_UTIL, GPU_MEM, PROCESS_RSS, UP)
 WANTED = frozenset(COUNTERS + GAUGES)
 
@@ -139,8 +150,9 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStats:
     dt = max(new.ts_s - old.ts_s, 1e-9)
-    ok = _inc(old, new, model, SUCCESS) or 0.0
-    failed = _inc(old, new, model, FAILURE) or 0.0
+    model_errors = _inc(old, new, model, MODEL_ERRORS) or 0.0
+    ok = max(0.0, (_inc(old, new, model, SUCCESS) or 0.0) - model_errors)
+    failed = (_inc(old, new, model, FAILURE) or 0.0) + model_errors
     total = ok + failed
     hits, misses = _inc(old, new, model, CACHE_HITS), _inc(old, new, model, CACHE_MISSES)
     lookups = (hits or 0.0) + (misses or 0.0)

@@ -72,19 +72,34 @@ class Fleet:
         self.queue: deque[list[float]] = deque()  # [arrival tick start, total, remaining]
         self.queue_len = 0.0
         self.failures = 0
+        self._spec = 0
+        self._cache: tuple[float, float, np.ndarray] | None = None  # (from, until, ready by zone)
         self._add(initial_replicas, now_s - model.startup_s)  # ready at the start
 
     # ---- replicas ------------------------------------------------------------------------
 
     @property
     def spec(self) -> int:
-        return int(self.alive.sum())
+        return self._spec
 
     def ready_mask(self, now_s: float) -> np.ndarray:
         return self.alive & (self.ready_at_s <= now_s + 1e-9)
 
     def ready_by_zone(self, now_s: float) -> np.ndarray:
-        return np.bincount(self.zone[self.ready_mask(now_s)], minlength=self.model.zones)
+        """Ready replicas per zone; cached until the next replica becomes ready or the fleet
+        changes (most ticks change nothing: one vector pass per change, not per tick)."""
+        c = self._cache
+        if c is not None and c[0] <= now_s < c[1]:
+            return c[2]
+        mask = self.ready_mask(now_s)
+        by_zone = np.bincount(self.zone[mask], minlength=self.model.zones)
+        pending = self.ready_at_s[self.alive & ~mask]
+        until = float(pending.min()) - 1e-9 if len(pending) else np.inf
+        self._cache = (now_s, until, by_zone)
+        return by_zone
+
+    def ready(self, now_s: float) -> int:
+        return int(self.ready_by_zone(now_s).sum())
 
     def _add(self, k: int, ordered_s: float) -> None:
         if k <= 0:
@@ -103,6 +118,8 @@ class Fleet:
         self.zone[idx] = order[np.arange(k) % self.model.zones]
         self.alive[idx] = True
         self.ready_at_s[idx] = ordered_s + self.model.startup_s
+        self._spec += k
+        self._cache = None
 
     def scale_to(self, replicas: int, now_s: float) -> int:
         """Set the replica count; returns the change (+ added, - removed)."""
@@ -118,18 +135,21 @@ class Fleet:
             gone = idx[order[:-delta]]
             self.alive[gone] = False
             self.ready_at_s[gone] = np.inf
+            self._spec -= len(gone)
+            self._cache = None
         return delta
 
     def fail(self, now_s: float, tick_s: float) -> int:
         """Random failures this tick; a failed replica restarts (serves again after startup_s)."""
         if self.model.mtbf_s <= 0:
             return 0
-        ready = np.flatnonzero(self.ready_mask(now_s))
-        n = int(self.rng.binomial(len(ready), min(1.0, tick_s / self.model.mtbf_s))) if len(ready) else 0
+        n = int(self.rng.binomial(self.ready(now_s), min(1.0, tick_s / self.model.mtbf_s)))
         if n:
+            ready = np.flatnonzero(self.ready_mask(now_s))
             hit = self.rng.choice(ready, size=n, replace=False)
             self.ready_at_s[hit] = now_s + self.model.startup_s
             self.failures += n
+            self._cache = None
         return n
 
     # ---- serving -------------------------------------------------------------------------

@@ -71,17 +71,21 @@ def _g(z: np.ndarray) -> np.ndarray:
 
 def cdf_sum_uniform(x, a1, b1, a2, b2) -> np.ndarray:
     """P(U1 + U2 <= x) for independent U1 ~ U[a1, b1], U2 ~ U[a2, b2] (arrays broadcast)."""
-    l1 = np.maximum(np.asarray(b1, dtype=float) - a1, _MIN_WIDTH_MS)
-    l2 = np.maximum(np.asarray(b2, dtype=float) - a2, _MIN_WIDTH_MS)
-    b1 = np.asarray(a1, dtype=float) + l1
-    b2 = np.asarray(a2, dtype=float) + l2
+    # A (near) point mass becomes a tiny uniform ending at it, so P(X <= point) counts it.
+    b1 = np.asarray(b1, dtype=float)
+    b2 = np.asarray(b2, dtype=float)
+    l1 = np.maximum(b1 - a1, _MIN_WIDTH_MS)
+    l2 = np.maximum(b2 - a2, _MIN_WIDTH_MS)
+    a1 = b1 - l1
+    a2 = b2 - l2
     num = _g(x - a1 - a2) - _g(x - b1 - a2) - _g(x - a1 - b2) + _g(x - b1 - b2)
     return np.clip(num / (l1 * l2), 0.0, 1.0)
 
 
 def cdf_uniform(x, a, b) -> np.ndarray:
-    width = np.maximum(np.asarray(b, dtype=float) - a, _MIN_WIDTH_MS)
-    return np.clip((x - np.asarray(a, dtype=float)) / width, 0.0, 1.0)
+    b = np.asarray(b, dtype=float)
+    width = np.maximum(b - a, _MIN_WIDTH_MS)
+    return np.clip((x - (b - width)) / width, 0.0, 1.0)
 
 
 @dataclass

@@ -76,10 +76,11 @@ class ForecastFeed:
 
 
 class Driver:
-    """A policy bound to its state: decide(snapshot) -> Decision."""
+    """A policy bound to its state: decide(snapshot) -> Decision, every interval_s."""
 
     name: str
     feed: ForecastFeed | None = None
+    interval_s: float = 1.0  # baselines keep their own cadence (HPA 15 s, KPA 2 s) inside
 
     def decide(self, snap: ModelSnapshot) -> Decision:  # pragma: no cover - interface
         raise NotImplementedError
@@ -99,8 +100,9 @@ class BaselineDriver(Driver):
 class FleetpilotDriver(Driver):
     """fleetpilot's own policy (decide_replicas with its rails), forecast floor from a feed."""
 
-    def __init__(self, cfg: ReplicaPolicyConfig, feed: ForecastFeed | None):
+    def __init__(self, cfg: ReplicaPolicyConfig, feed: ForecastFeed | None, interval_s: float = 5.0):
         self.name = "fleetpilot"
+        self.interval_s = interval_s  # the live loop's control.interval_s default
         self.cfg = cfg
         self.state = ReplicaPolicyState()
         self.feed = feed
@@ -147,6 +149,7 @@ def simulate(
     recent_hi: deque[float] = deque(maxlen=max(1, round(opts.p99_window_s / dt)))
     feed = driver.feed
     bucket_w = max(1, round(feed.bucket_s / dt)) if feed is not None else 0
+    decide_w = max(1, round(driver.interval_s / dt))
 
     cols: list[tuple] = []  # (count, extra_ms, svc_lo, svc_hi, p0, wait_lo, wait_hi)
     n = workload.ticks
@@ -179,8 +182,12 @@ def simulate(
         gpu_s += fleet.spec * dt
 
         end = now + dt
+        if progress is not None and (k + 1) % progress_every == 0:
+            progress(k + 1)
         if feed is not None and (k + 1) % bucket_w == 0:
             feed.add_bucket(end - bucket_w * dt, _window_rate(cum, k + 1, bucket_w, dt))
+        if (k + 1) % decide_w:
+            continue
         k_seen = k + 1 - lag_w  # telemetry lags by telemetry_lag_s
         if k_seen >= 1:
             rate = _window_rate(cum, k_seen, stable_w, dt)
@@ -194,7 +201,7 @@ def simulate(
             now_s=end,
             model=opts.model,
             observed_replicas=spec,
-            ready_replicas=int(fleet.ready_mask(end).sum()),
+            ready_replicas=fleet.ready(end),
             rate_rps=rate,
             rate_age_s=age,
             short_rate_rps=short,
@@ -209,8 +216,6 @@ def simulate(
         if decision.final is not None and decision.final != spec:
             fleet.scale_to(int(decision.final), end)
             actions += 1
-        if progress is not None and (k + 1) % progress_every == 0:
-            progress(k + 1)
     if progress is not None and n % progress_every:
         progress(n)
 

@@ -38,6 +38,7 @@ class Workload:
     name: str
     tick_s: float
     counts: np.ndarray  # int64 arrivals per tick
+    intensity_rps: np.ndarray | None = None  # rate traces: the Poisson rate behind each tick
 
     def __post_init__(self) -> None:
         if not (self.tick_s > 0 and math.isfinite(self.tick_s)):
@@ -86,16 +87,15 @@ def counts_from_offsets(offsets_s: np.ndarray, tick_s: float) -> np.ndarray:
     return np.bincount(idx, minlength=int(idx.max()) + 1).astype(np.int64)
 
 
-def counts_from_rates(
-    starts_s: np.ndarray, durations_s: np.ndarray, rates_rps: np.ndarray, tick_s: float, rng: np.random.Generator
+def expected_per_tick(
+    starts_s: np.ndarray, durations_s: np.ndarray, rates_rps: np.ndarray, tick_s: float
 ) -> np.ndarray:
-    """Poisson arrivals per tick for a piecewise-constant rate (intervals back to back)."""
+    """Expected arrivals per tick for a piecewise-constant rate (intervals back to back)."""
     edges = np.append(starts_s, starts_s[-1] + durations_s[-1])
     cum = np.concatenate([[0.0], np.cumsum(rates_rps * durations_s)])  # expected arrivals by edge
     ticks = max(1, math.ceil(edges[-1] / tick_s - 1e-9))
     tick_edges = np.minimum(np.arange(ticks + 1) * tick_s, edges[-1])
-    expected = np.diff(np.interp(tick_edges, edges, cum))  # exact: cum is linear inside intervals
-    return rng.poisson(np.maximum(expected, 0.0)).astype(np.int64)
+    return np.maximum(np.diff(np.interp(tick_edges, edges, cum)), 0.0)  # exact: cum is piecewise linear
 
 
 def load_workload(
@@ -124,7 +124,11 @@ def load_workload(
         rates = np.array([i.rate_rps for i in intervals]) * rate_scale
         if not (rate_scale >= 0 and math.isfinite(rate_scale)):
             raise TraceError(f"rate scale {rate_scale} must be a finite number >= 0")
-        counts = counts_from_rates(starts, durs, rates, tick_s, rng)
+        expected = expected_per_tick(starts, durs, rates, tick_s)
+        counts = rng.poisson(expected).astype(np.int64)
+        if counts.sum() == 0:
+            raise TraceError(f"{path.name}: no arrivals (all rates zero, or --rate-scale 0)")
+        return Workload(path.name, float(tick_s), counts, expected / tick_s)
     else:
         trace = open_trace(path, chosen)
         offsets = np.fromiter((r.offset_s for r in trace.requests), dtype=float)

@@ -28,6 +28,9 @@ SOURCES = ("auto", "raw", "values", "1m", "1h")
 # Triton / vLLM / DCGM metric names the derived series read (as exposed; see FACTS.md).
 REQUEST_SUCCESS = "nv_inference_request_success"
 REQUEST_FAILURE = "nv_inference_request_failure"
+# Triton counts a python-backend error response as a success (server issue #7713); our models
+# count them themselves (serving/models/error_metrics.py).
+MODEL_ERROR_RESPONSES = "fleetpilot_model_error_responses_total"
 INFERENCE_COUNT = "nv_inference_count"
 EXEC_COUNT = "nv_inference_exec_count"
 CACHE_HITS = "nv_cache_num_hits_per_model"
@@ -223,10 +226,25 @@ def _gauges(p: _Query, metrics: dict[str, str]) -> str:
 def request_rate(
     start_s, end_s, step_s=60, *, by=("model",), models=None, targets=None, zones=None, source="auto"
 ) -> str:
-    """requests_per_s (successful), failures_per_s: Triton request counters."""
+    """requests_per_s (successful), failures_per_s: Triton request counters, corrected for
+    python-backend error responses (counted by Triton as successes; see MODEL_ERROR_RESPONSES)."""
     p = _plan(start_s, end_s, step_s, by, models, targets, zones, source)
-    inner = _counters(p, {"ok": [REQUEST_SUCCESS], "failed": [REQUEST_FAILURE]})
-    return _finish(p, inner, [f"ok / {p.step_s} AS requests_per_s", f"failed / {p.step_s} AS failures_per_s"])
+    inner = _counters(
+        p,
+        {
+            "ok": [REQUEST_SUCCESS],
+            "failed": [REQUEST_FAILURE, MODEL_ERROR_RESPONSES],
+            "model_errors": [MODEL_ERROR_RESPONSES],
+        },
+    )
+    return _finish(
+        p,
+        inner,
+        [
+            f"greatest(ok - ifNull(model_errors, 0), 0) / {p.step_s} AS requests_per_s",
+            f"failed / {p.step_s} AS failures_per_s",
+        ],
+    )
 
 
 def failures_by_reason(

@@ -38,22 +38,41 @@ def _body(model: str | None, open_only: bool) -> None:
     answer = api.anomalies(model=model, state="all", since_s=w, limit=1000)
     events = frames.events_frame(answer.get("events") or [])
     open_now = frames.events_frame(answer.get("open") or [])
-    now = pd.Timestamp.now(tz="UTC")  # where open incidents' bars end
+    # Open incidents' bars run to the API's "now" (its clock, not this machine's).
+    now = pd.to_datetime(api.status().get("now"), utc=True, errors="coerce")
+    if pd.isna(now):
+        now = pd.Timestamp.now(tz="UTC")
     incidents = frames.incidents_frame(events, now)
     if open_only and not incidents.empty:
         incidents = incidents[incidents["state"] == "open"]
 
     c = st.columns(4)
-    c[0].metric("Open incidents", len(open_now), border=True)
+    c[0].metric("Open incidents", len(open_now), border=True, height="stretch")
     crit = int((open_now["severity"] == "critical").sum()) if not open_now.empty else 0
-    c[1].metric("Critical (open)", crit, border=True)
-    c[2].metric(f"Incidents ({fmt.window_label(w)})", len(frames.incidents_frame(events, now)), border=True)
-    c[3].metric("Events", len(events), border=True)
+    c[1].metric("Critical (open)", crit, border=True, height="stretch")
+    c[2].metric(
+        f"Incidents ({fmt.window_label(w)})",
+        len(frames.incidents_frame(events, now)),
+        border=True,
+        height="stretch",
+    )
+    c[3].metric("Events", len(events), border=True, height="stretch")
 
     if not open_now.empty:
         st.subheader("Open now")
         st.dataframe(
-            open_now[["ts", "severity", "model", "replica", "metric", "observed_value", "expected_value", "reasons"]],
+            open_now[
+                [
+                    "ts",
+                    "severity",
+                    "model",
+                    "replica",
+                    "metric",
+                    "observed_value",
+                    "expected_value",
+                    "reasons",
+                ]
+            ],
             hide_index=True,
             column_config={"ts": st.column_config.DatetimeColumn("since", format="HH:mm:ss")},
         )

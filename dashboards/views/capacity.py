@@ -46,20 +46,29 @@ def _body() -> None:
     w = ui.window_s()
     cost = api.cost(since_s=w)
     price = cost.get("gpu_price_per_hour")
-    st.caption(f"{fmt.window_label(w)} · GPU price {fmt.money(price)} per GPU-hour (set in the control plane's config)")
+    st.caption(
+        f"{fmt.window_label(w)} · GPU price {fmt.money(price)} per GPU-hour (set in the control plane's config)"
+    )
 
     c = st.columns(4)
-    c[0].metric("GPU-hours", fmt.number(cost.get("gpu_hours")), help="Replica-hours on GPUs in the window.", border=True)
-    c[1].metric("Replica-hours", fmt.number(cost.get("replica_hours")), border=True)
-    c[2].metric("Cost in window", fmt.money(cost.get("cost")), border=True)
-    c[3].metric("Cost per hour", fmt.money(cost.get("cost_per_hour")), border=True)
+    c[0].metric(
+        "GPU-hours",
+        fmt.number(cost.get("gpu_hours")),
+        help="Replica-hours on GPUs in the window.",
+        border=True,
+        height="stretch",
+    )
+    c[1].metric("Replica-hours", fmt.number(cost.get("replica_hours")), border=True, height="stretch")
+    c[2].metric("Cost in window", fmt.money(cost.get("cost")), border=True, height="stretch")
+    c[3].metric("Cost per hour", fmt.money(cost.get("cost_per_hour")), border=True, height="stretch")
     c = st.columns(4)
-    c[0].metric("Inferences", fmt.number(cost.get("inferences")), border=True)
+    c[0].metric("Inferences", fmt.number(cost.get("inferences")), border=True, height="stretch")
     c[1].metric(
         "Cost per 1,000 inferences",
         fmt.money(cost.get("cost_per_1k_inferences")),
         help="Cost in the window divided by the inferences served, times 1,000.",
         border=True,
+        height="stretch",
     )
     energy = cost.get("energy_j_per_1k_inferences")
     c[2].metric(
@@ -67,6 +76,7 @@ def _body() -> None:
         fmt.energy_j(energy) if fmt.known(energy) else "power not reported",
         help="GPU energy counters (Triton nv_energy_consumption or DCGM) per 1,000 inferences.",
         border=True,
+        height="stretch",
     )
     c[3].metric(
         "Inferences per GPU-hour",
@@ -74,13 +84,19 @@ def _body() -> None:
         if fmt.known(cost.get("inferences")) and fmt.known(cost.get("gpu_hours")) and cost["gpu_hours"] > 0
         else fmt.NA,
         border=True,
+        height="stretch",
     )
 
     models = api.models()
     left, right = st.columns(2)
     with left:
         ui.chart(
-            charts.capacity_bars(pd.DataFrame(models, columns=["model", "rate_rps", "forecast_p90_rps", "capacity_rps", "observed_replicas"])),
+            charts.capacity_bars(
+                pd.DataFrame(
+                    models,
+                    columns=["model", "rate_rps", "forecast_p90_rps", "capacity_rps", "observed_replicas"],
+                )
+            ),
             "No capacity figures yet: profile a model (`fleetpilot profile`) or wait for telemetry.",
         )
     with right:

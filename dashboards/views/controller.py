@@ -13,8 +13,30 @@ from dashboards.client import ApiError
 
 ACTIONS = ["pause", "resume", "pin", "unpin", "mode"]
 MODES = ["active", "advisory", "off"]
-DECISION_COLUMNS = ["ts", "model", "policy", "mode", "action", "current", "final", "reasons", "message", "replica"]
-ACTION_COLUMNS = ["ts", "model", "replica", "actuator", "action", "mode", "outcome", "error", "duration_ms", "params"]
+DECISION_COLUMNS = [
+    "ts",
+    "model",
+    "policy",
+    "mode",
+    "action",
+    "current",
+    "final",
+    "reasons",
+    "message",
+    "replica",
+]
+ACTION_COLUMNS = [
+    "ts",
+    "model",
+    "replica",
+    "actuator",
+    "action",
+    "mode",
+    "outcome",
+    "error",
+    "duration_ms",
+    "params",
+]
 # Forecast metric -> (series name, column) of the actual values it predicts.
 ACTUALS = {"token": ("token_rate", "generation_tokens_per_s")}
 DEFAULT_ACTUAL = ("request_rate", "requests_per_s")
@@ -103,11 +125,19 @@ def _status_row() -> dict:
         delta_color="off",
         delta_arrow="off",
         border=True,
+        height="stretch",
     )
-    c[1].metric("Ticks", fmt.number(ctl.get("tick_count")), border=True)
-    c[2].metric("Last tick", str(ctl.get("last_tick_at") or fmt.NA)[11:19] or fmt.NA, border=True)
-    c[3].metric("Tick interval", fmt.seconds(ctl.get("interval_s")) if running else fmt.NA, border=True)
-    c[4].metric("Active overrides", len(status.get("overrides") or []), border=True)
+    c[1].metric("Ticks", fmt.number(ctl.get("tick_count")), border=True, height="stretch")
+    c[2].metric(
+        "Last tick", str(ctl.get("last_tick_at") or fmt.NA)[11:19] or fmt.NA, border=True, height="stretch"
+    )
+    c[3].metric(
+        "Tick interval",
+        fmt.seconds(ctl.get("interval_s")) if running else fmt.NA,
+        border=True,
+        height="stretch",
+    )
+    c[4].metric("Active overrides", len(status.get("overrides") or []), border=True, height="stretch")
     if ctl.get("last_error"):
         st.warning(f"Last control-loop error: {ctl['last_error']}", icon=":material/warning:")
     return status
@@ -186,7 +216,10 @@ def _overrides(models: list[str]) -> None:
         st.markdown("**New override**")
         with st.form("override_form", clear_on_submit=False):
             model = st.selectbox(
-                "Model", ["*", *models], format_func=lambda m: "all models (*)" if m == "*" else m, key="ov_model"
+                "Model",
+                ["*", *models],
+                format_func=lambda m: "all models (*)" if m == "*" else m,
+                key="ov_model",
             )
             action = st.selectbox(
                 "Action",
@@ -231,7 +264,9 @@ def _overrides(models: list[str]) -> None:
                 hide_index=True,
                 column_config={
                     "ts": st.column_config.DatetimeColumn("set at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-                    "expires_at": st.column_config.DatetimeColumn("expires (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                    "expires_at": st.column_config.DatetimeColumn(
+                        "expires (UTC)", format="YYYY-MM-DD HH:mm:ss"
+                    ),
                 },
             )
 

@@ -78,7 +78,10 @@ def _show(result: dict) -> None:
         y = c2.selectbox("y", ys_all, key="history_y")
         color_opts = ["(none)", *[c for c in cols if c not in (x, y)]]
         color_sel = c3.selectbox(
-            "colour", color_opts, index=color_opts.index(color) if color in color_opts else 0, key="history_color"
+            "colour",
+            color_opts,
+            index=color_opts.index(color) if color in color_opts else 0,
+            key="history_color",
         )
         ui.chart(
             charts.result_chart(df, x, [y], None if color_sel == "(none)" else color_sel),
@@ -104,7 +107,11 @@ def _page() -> None:
     sql = st.text_area("SQL (one read-only SELECT)", key="history_sql", height=160)
     c1, c2 = st.columns([1, 4], vertical_alignment="bottom")
     max_rows = c1.number_input(
-        "Max rows", min_value=1, max_value=s.query_max_rows, value=min(1000, s.query_max_rows), key="history_max_rows"
+        "Max rows",
+        min_value=1,
+        max_value=s.query_max_rows,
+        value=min(1000, s.query_max_rows),
+        key="history_max_rows",
     )
     if c2.button("Run query", type="primary", icon=":material/play_arrow:", key="history_run"):
         _run(sql, int(max_rows))
@@ -115,8 +122,11 @@ def _page() -> None:
 
 
 def render() -> None:
-    ui.header("History query", "Read-only SQL over the telemetry store, through the API (tables: samples, "
-              "samples_1m, samples_1h, fleet_1m, fleet_1h, decisions, actions, anomaly_events, forecasts).")
+    ui.header(
+        "History query",
+        "Read-only SQL over the telemetry store, through the API (tables: samples, "
+        "samples_1m, samples_1h, fleet_1m, fleet_1h, decisions, actions, anomaly_events, forecasts).",
+    )
     try:
         _page()
     except ApiUnavailable as exc:

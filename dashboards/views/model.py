@@ -95,23 +95,41 @@ def _body(model: str, per_replica: bool) -> None:
         delta_color="inverse" if fmt.known(p99) and fmt.known(slo_ms) and p99 > slo_ms else "off",
         delta_arrow="off",
         border=True,
+        height="stretch",
     )
-    c[1].metric("Requests/s", fmt.number(info.get("rate_rps")), border=True)
-    c[2].metric("Avg queue time", fmt.ms(frames.mean_value(times, "avg_queue_ms", total=False)), border=True)
-    c[3].metric("Avg batch size", fmt.number(frames.mean_value(batch, "avg_batch_size", total=False)), border=True)
+    c[1].metric("Requests/s", fmt.number(info.get("rate_rps")), border=True, height="stretch")
+    c[2].metric(
+        "Avg queue time",
+        fmt.ms(frames.mean_value(times, "avg_queue_ms", total=False)),
+        border=True,
+        height="stretch",
+    )
+    c[3].metric(
+        "Avg batch size",
+        fmt.number(frames.mean_value(batch, "avg_batch_size", total=False)),
+        border=True,
+        height="stretch",
+    )
     c[4].metric(
-        "Cache hit ratio", fmt.ratio_pct(frames.mean_value(cache, "cache_hit_ratio", total=False)), border=True
+        "Cache hit ratio",
+        fmt.ratio_pct(frames.mean_value(cache, "cache_hit_ratio", total=False)),
+        border=True,
+        height="stretch",
     )
     c[5].metric(
         "Ready / desired",
         f"{info.get('ready_replicas', 0)} / {info.get('desired_replicas') if info.get('desired_replicas') is not None else fmt.NA}",
         border=True,
+        height="stretch",
     )
 
     left, right = st.columns(2)
     with left:
         lat_chart = charts.time_series(lat, "p99_latency_ms", color=color, title="p99 latency", y_title="ms")
-        ui.chart(charts.with_rule(lat_chart, slo_ms, "SLO"), "No latency histogram data for this model in the window.")
+        ui.chart(
+            charts.with_rule(lat_chart, slo_ms, "SLO"),
+            "No latency histogram data for this model in the window.",
+        )
     with right:
         if per_replica:
             ui.chart(
@@ -120,37 +138,52 @@ def _body(model: str, per_replica: bool) -> None:
             )
         else:
             ui.chart(
-                charts.multi_series(times, TIMES_MS, title="Where a request's time goes (average)", y_title="ms"),
+                charts.multi_series(
+                    times, TIMES_MS, title="Where a request's time goes (average)", y_title="ms"
+                ),
                 "No request timing data in the window.",
             )
     left, right = st.columns(2)
     with left:
         ui.chart(
-            charts.time_series(batch, "avg_batch_size", color=color, title="Batch size (inferences per execution)"),
+            charts.time_series(
+                batch, "avg_batch_size", color=color, title="Batch size (inferences per execution)"
+            ),
             "No batching data in the window.",
         )
     with right:
         ui.chart(
-            charts.time_series(cache, "cache_hit_ratio", color=color, title="Response-cache hit ratio", y_format=".0%"),
+            charts.time_series(
+                cache, "cache_hit_ratio", color=color, title="Response-cache hit ratio", y_format=".0%"
+            ),
             "No response-cache lookups in the window (cache disabled for this model?).",
         )
     if not (ttft.empty and itl.empty):
         left, right = st.columns(2)
         with left:
             ui.chart(
-                charts.time_series(ttft, "ttft_p99_s", color=color, title="Time to first token p99", y_title="s"),
+                charts.time_series(
+                    ttft, "ttft_p99_s", color=color, title="Time to first token p99", y_title="s"
+                ),
                 "No time-to-first-token data in the window.",
             )
         with right:
             ui.chart(
-                charts.time_series(itl, "itl_p99_s", color=color, title="Inter-token latency p99", y_title="s"),
+                charts.time_series(
+                    itl, "itl_p99_s", color=color, title="Inter-token latency p99", y_title="s"
+                ),
                 "No inter-token latency data in the window.",
             )
     left, right = st.columns(2)
     with left:
         ui.chart(
             charts.time_series(
-                gpu, "gpu_memory_used_bytes", color="target", title="GPU memory used", y_title="bytes", y_format=".3~s"
+                gpu,
+                "gpu_memory_used_bytes",
+                color="target",
+                title="GPU memory used",
+                y_title="bytes",
+                y_format=".3~s",
             ),
             "No GPU memory telemetry for the replicas serving this model.",
         )

@@ -54,9 +54,20 @@ def _body() -> None:
     slo = api.slo(since_s=w)
     cost = api.cost(since_s=w)
     # Rates only over finished buckets: the current one would read low and look like a drop.
-    rr = frames.complete_buckets(frames.series_frame(api.series("request_rate", since_s=w, step_s=step)), step, now)
-    tok = frames.complete_buckets(frames.series_frame(api.series("token_rate", since_s=w, step_s=step)), step, now)
+    rr = frames.complete_buckets(
+        frames.series_frame(api.series("request_rate", since_s=w, step_s=step)), step, now
+    )
+    tok = frames.complete_buckets(
+        frames.series_frame(api.series("token_rate", since_s=w, step_s=step)), step, now
+    )
     gpu = frames.series_frame(api.series("gpu", since_s=w, step_s=step, by=()))
+    # "Now" figures: the last few complete minutes, the same whatever window is picked.
+    recent_rr = frames.complete_buckets(
+        frames.series_frame(api.series("request_rate", since_s=ui.RECENT_S, step_s=60)), 60, now
+    )
+    recent_tok = frames.complete_buckets(
+        frames.series_frame(api.series("token_rate", since_s=ui.RECENT_S, step_s=60)), 60, now
+    )
     summary = frames.slo_summary(slo)
 
     ctl = status.get("controller") or {}
@@ -73,7 +84,11 @@ def _body() -> None:
     c[0].metric(
         "SLO attainment",
         fmt.ratio_pct(att, 2),
-        delta=(f"{(att - objective) * 100:+.2f} pts vs {fmt.ratio_pct(objective, 1)}" if fmt.known(att) and fmt.known(objective) else None),
+        delta=(
+            f"{(att - objective) * 100:+.2f} pts vs {fmt.ratio_pct(objective, 1)}"
+            if fmt.known(att) and fmt.known(objective)
+            else None
+        ),
         delta_color="normal",
         help="Share of requests within each model's p99 latency SLO, weighted by requests.",
         border=True,
@@ -82,7 +97,9 @@ def _body() -> None:
     c[1].metric(
         "Error-budget burn (worst model)",
         f"{burn:.2f}×" if fmt.known(burn) else fmt.NA,
-        delta=("over budget" if fmt.known(burn) and burn > 1 else ("within budget" if fmt.known(burn) else None)),
+        delta=(
+            "over budget" if fmt.known(burn) and burn > 1 else ("within budget" if fmt.known(burn) else None)
+        ),
         delta_color="inverse" if fmt.known(burn) and burn > 1 else "normal",
         delta_arrow="off",
         help="(1 - within SLO) / (1 - objective): 1× spends the budget exactly over the window.",
@@ -91,8 +108,8 @@ def _body() -> None:
     )
     c[2].metric(
         "Requests/s",
-        fmt.rate_per_s(frames.last_value(rr, "requests_per_s")),
-        help="Successful requests per second, all models, newest bucket.",
+        fmt.rate_per_s(frames.mean_value(recent_rr, "requests_per_s")),
+        help="Successful requests per second, all models, over the last complete minutes.",
         chart_data=spark(rr, "requests_per_s"),
         chart_type="area",
         border=True,
@@ -100,8 +117,8 @@ def _body() -> None:
     )
     c[3].metric(
         "Tokens/s",
-        fmt.rate_per_s(frames.last_value(tok, "generation_tokens_per_s"), "tok/s"),
-        help="Generated tokens per second (vLLM-style token counters), newest bucket.",
+        fmt.rate_per_s(frames.mean_value(recent_tok, "generation_tokens_per_s"), "tok/s"),
+        help="Generated tokens per second (vLLM-style token counters), over the last complete minutes.",
         chart_data=spark(tok, "generation_tokens_per_s"),
         chart_type="area",
         border=True,
@@ -153,7 +170,12 @@ def _body() -> None:
     with right:
         ui.chart(
             charts.time_series(
-                tok, "generation_tokens_per_s", color="model", title="Generated tokens/s", y_title="tok/s", area=True
+                tok,
+                "generation_tokens_per_s",
+                color="model",
+                title="Generated tokens/s",
+                y_title="tok/s",
+                area=True,
             ),
             "No token telemetry in this window (only LLM models report tokens).",
         )

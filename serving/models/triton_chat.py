@@ -13,6 +13,7 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 from serving.models.chat_lm import ChatEngine, EngineMetrics, GenRequest, build_chat_lm
+from serving.models.error_metrics import ErrorCounter
 from serving.models.fault_injector import FaultInjector
 from serving.models.instance import engine_label, instance_seed, int_parameter, torch_device
 
@@ -128,6 +129,7 @@ class TritonPythonModel:
             metrics=self.metrics,
         )
         self.faults = FaultInjector(seed=instance_seed(args)).start()
+        self.errors = ErrorCounter(pb_utils, args["model_name"], engine_label(args))
         self.engine.model.generate([1, 2, 3], 2, self.device)  # warm up kernels
         self.engine.start()
 
@@ -138,6 +140,7 @@ class TritonPythonModel:
             error = self.faults.error_for(faults)
             if error:
                 sink.send_error(error)
+                self.errors.increment()
                 continue
             try:
                 prompt = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().reshape(-1)

@@ -12,8 +12,9 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 from serving.models.classifier import build_classifier, classify
+from serving.models.error_metrics import ErrorCounter
 from serving.models.fault_injector import FaultInjector
-from serving.models.instance import instance_seed, parameter, torch_device
+from serving.models.instance import engine_label, instance_seed, parameter, torch_device
 
 VARIANT_BY_MODEL = {
     "classifier-small": "small",
@@ -30,6 +31,7 @@ class TritonPythonModel:
         )
         self.model = build_classifier(self.variant, self.device)
         self.faults = FaultInjector(seed=instance_seed(args)).start()
+        self.errors = ErrorCounter(pb_utils, args["model_name"], engine_label(args))
         classify(self.model, torch.zeros(1, 64, device=self.device))  # warm up kernels
 
     def execute(self, requests: list) -> list:
@@ -41,6 +43,7 @@ class TritonPythonModel:
             error = self.faults.error_for(faults)
             if error:
                 responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(error))
+                self.errors.increment()
                 continue
             arrays.append(pb_utils.get_input_tensor_by_name(request, "features").as_numpy())
             served.append(i)

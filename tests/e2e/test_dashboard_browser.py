@@ -65,7 +65,16 @@ def dashboard(tmp_path):
         port = free_port(range(18650, 18660))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETPILOT_")}
         env["HOME"] = str(tmp_path)  # Streamlit writes ~/.streamlit; keep the user's untouched
-        cmd = [sys.executable, "-m", "controlplane", "dashboard", "--port", str(port), "--api-url", api.base_url]
+        cmd = [
+            sys.executable,
+            "-m",
+            "controlplane",
+            "dashboard",
+            "--port",
+            str(port),
+            "--api-url",
+            api.base_url,
+        ]
         log = (tmp_path / "dashboard.log").open("w")
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -91,8 +100,11 @@ def test_overview_renders_charts_with_data_in_chromium(dashboard, tmp_path):
             page = browser.new_page(viewport={"width": 1500, "height": 1800})
             page.goto(url, timeout=60_000)
             page.wait_for_selector(CHARTS, timeout=90_000)
-            page.wait_for_function(f"document.querySelectorAll(\"{CHARTS}\").length >= 4", timeout=60_000)
+            page.wait_for_function(f'document.querySelectorAll("{CHARTS}").length >= 4', timeout=60_000)
             page.wait_for_selector(f"{CHARTS} svg g.role-mark", timeout=30_000)
+            page.wait_for_selector("[data-testid='stDataFrame']", timeout=30_000)  # the models table
+            # The script has finished when Streamlit's "running" widget is gone.
+            page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=30_000)
             page.wait_for_timeout(1500)  # let Vega finish its last layout pass before the shot
             charts = page.evaluate(MARKS_JS)
             body = page.inner_text("body")

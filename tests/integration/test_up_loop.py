@@ -78,7 +78,7 @@ def test_live_faults_are_detected_on_the_right_replica_in_advisory_mode(fleet, t
             events_since=ApiEvents(up.api_url).since,
             scrape_interval_s=SCRAPE_S,
             clean_s=40.0,
-            settle_s=8.0,
+            settle_s=16.0,
         )
         print("live-fault report:", report)  # the figures quoted in the closing note
         assert report["clean_events"] == [], "a clean period must raise no incident"

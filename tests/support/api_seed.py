@@ -268,7 +268,7 @@ def _control_rows(now_s: float) -> dict[str, list[dict]]:
                 forecasts.append(
                     {
                         "ts": _utc(made), "forecaster": "seasonal_naive", "model": model,
-                        "metric": "requests_per_s", "target_ts": _utc(made + 10 * h), "horizon_s": 10 * h,
+                        "metric": "request_rate_rps", "target_ts": _utc(made + 10 * h), "horizon_s": 10 * h,
                         "value": rate, "lower": rate * 0.8, "upper": rate * 1.25, "inputs": "{}",
                     }
                 )  # fmt: skip

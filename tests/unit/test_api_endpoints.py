@@ -200,7 +200,7 @@ def test_forecasts(http):
     rows = http.get("/v1/forecasts", params={"model": "chat-lm"}).json()["forecasts"]
     assert len(rows) == 20 and all(r["model"] == "chat-lm" for r in rows)
     assert rows == sorted(rows, key=lambda r: (r["ts"], r["target_ts"]))
-    assert rows[0]["upper"] == pytest.approx(7.5) and rows[0]["metric"] == "requests_per_s"
+    assert rows[0]["upper"] == pytest.approx(7.5) and rows[0]["metric"] == "request_rate_rps"
     assert len(http.get("/v1/forecasts", params={"limit": 5}).json()["forecasts"]) == 5
 
 
@@ -227,6 +227,12 @@ def test_cost(http, api):
     assert body["cost"] == pytest.approx(body["gpu_hours"] * 2.5)
     assert body["cost_per_hour"] == pytest.approx(body["cost"] / (600 / 3600))
     assert body["cost_per_1k_inferences"] == pytest.approx(body["cost"] * 1000 / body["inferences"])
+    # Windows over two days count hours: the 30 seeded minutes touch one or two clock hours.
+    long = http.get("/v1/cost", params={"since_s": 3 * 86400}).json()
+    assert long["gpu_hours"] in (3.0, 6.0) and long["replica_hours"] == long["gpu_hours"]
+    # Every increment of the seed: (scrapes - 1) per series, 3 replicas, 16 + 2 executed per second.
+    increments = (api.seed["end_s"] - api.seed["start_s"]) // 10
+    assert long["inferences"] == pytest.approx(increments * 3 * (20 * 0.8 + 2) * 10)
     per_minute_inferences = 60 * 3 * (20 * 0.8 + 2)
     assert body["energy_j_per_1k_inferences"] == pytest.approx(
         750 * 60 * 1000 / per_minute_inferences, rel=0.1
@@ -510,3 +516,13 @@ def test_concurrent_requests_share_the_store(http):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_closed_store_is_503_not_500():
+    # What shutdown leaves behind: a Store whose client was closed while requests still arrive.
+    closed = Store(None, "chdb:///closed", Layout())
+    with TestClient(create_app(ApiContext(settings=Settings(api_token="t"), store=closed))) as c:
+        r = c.get("/v1/decisions")
+        assert r.status_code == 503 and "closed" in r.json()["detail"]
+        assert c.post("/v1/query", json={"sql": "SELECT 1"}).status_code == 503
+        assert c.get("/v1/status").json()["store"]["ok"] is False

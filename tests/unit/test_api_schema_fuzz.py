@@ -15,7 +15,7 @@ from schemathesis.checks import not_a_server_error
 
 from tests.support.api_seed import running_api
 
-EXAMPLES_PER_OPERATION = 20
+EXAMPLES_PER_OPERATION = 40
 
 
 @pytest.fixture(scope="module")

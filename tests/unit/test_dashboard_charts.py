@@ -42,7 +42,9 @@ def test_time_series_lines_and_stacked_area():
 
 
 def test_builders_return_none_without_data():
-    empty = pd.DataFrame({"ts": pd.Series(dtype="datetime64[ns, UTC]"), "requests_per_s": pd.Series(dtype=float)})
+    empty = pd.DataFrame(
+        {"ts": pd.Series(dtype="datetime64[ns, UTC]"), "requests_per_s": pd.Series(dtype=float)}
+    )
     assert charts.time_series(empty, "requests_per_s") is None
     nulls = pd.DataFrame({"ts": TS, "requests_per_s": [None] * 6})
     assert charts.time_series(nulls, "requests_per_s") is None  # all unknown: no flat zero line
@@ -145,13 +147,29 @@ def test_incident_timeline_and_expected_vs_observed():
 
 def test_capacity_and_actions_charts():
     models = pd.DataFrame(
-        [{"model": "a", "rate_rps": 10.0, "forecast_p90_rps": 12.0, "capacity_rps": 8.0, "observed_replicas": 2}]
+        [
+            {
+                "model": "a",
+                "rate_rps": 10.0,
+                "forecast_p90_rps": 12.0,
+                "capacity_rps": 8.0,
+                "observed_replicas": 2,
+            }
+        ]
     )
     spec = _spec(charts.capacity_bars(models))
     carry = [r for v in spec["datasets"].values() for r in v if r["series"] == "fleet capacity"]
     assert carry[0]["rps"] == 16.0
     acts = frames.actions_frame(
-        [{"ts": "2026-01-01T00:00:00Z", "model": "a", "action": "scale_up", "outcome": "ok", "params": {"replicas": 3}}]
+        [
+            {
+                "ts": "2026-01-01T00:00:00Z",
+                "model": "a",
+                "action": "scale_up",
+                "outcome": "ok",
+                "params": {"replicas": 3},
+            }
+        ]
     )
     assert acts.loc[0, "params"] == "replicas=3"
     assert _spec(charts.actions_timeline(acts))["mark"]["shape"] == "diamond"

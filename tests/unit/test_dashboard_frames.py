@@ -116,9 +116,33 @@ def test_incidents_group_events_open_reaches_now_closed_keeps_end():
 
 def test_forecasts_keep_newest_forecast_per_target_time():
     rows = [
-        {"ts": "2026-01-01T00:00:00Z", "model": "m", "metric": "rate", "target_ts": "2026-01-01T00:05:00Z", "value": 1, "lower": 0, "upper": 2},
-        {"ts": "2026-01-01T00:01:00Z", "model": "m", "metric": "rate", "target_ts": "2026-01-01T00:05:00Z", "value": 5, "lower": 4, "upper": 6},
-        {"ts": "2026-01-01T00:01:00Z", "model": "m", "metric": "rate", "target_ts": "2026-01-01T00:04:00Z", "value": 3, "lower": 2, "upper": 4},
+        {
+            "ts": "2026-01-01T00:00:00Z",
+            "model": "m",
+            "metric": "rate",
+            "target_ts": "2026-01-01T00:05:00Z",
+            "value": 1,
+            "lower": 0,
+            "upper": 2,
+        },
+        {
+            "ts": "2026-01-01T00:01:00Z",
+            "model": "m",
+            "metric": "rate",
+            "target_ts": "2026-01-01T00:05:00Z",
+            "value": 5,
+            "lower": 4,
+            "upper": 6,
+        },
+        {
+            "ts": "2026-01-01T00:01:00Z",
+            "model": "m",
+            "metric": "rate",
+            "target_ts": "2026-01-01T00:04:00Z",
+            "value": 3,
+            "lower": 2,
+            "upper": 4,
+        },
     ]
     df = frames.forecasts_frame(rows)
     assert df["value"].tolist() == [3, 5]
@@ -133,7 +157,9 @@ def test_query_frame_types_and_chart_axes():
     df = frames.query_frame(res)
     assert pd.api.types.is_datetime64_any_dtype(df["t"]) and df["n"].tolist() == [3, 4]
     assert frames.chart_axes(df) == ("t", ["n"], "model")
-    cat = frames.query_frame({"columns": ["metric", "samples"], "types": ["String", "UInt64"], "rows": [["x", 1]]})
+    cat = frames.query_frame(
+        {"columns": ["metric", "samples"], "types": ["String", "UInt64"], "rows": [["x", 1]]}
+    )
     assert frames.chart_axes(cat) == ("metric", ["samples"], None)
     assert frames.chart_axes(pd.DataFrame()) == (None, [], None)
 
@@ -222,3 +248,14 @@ def test_complete_buckets_drop_the_unfinished_one():
     assert frames.complete_buckets(df, 60, now)["ts"].nunique() == 1
     assert len(frames.complete_buckets(df, 60, pd.Timestamp("2026-01-01T00:02:00Z"))) == 4
     assert frames.complete_buckets(df, 60, None) is df
+    young = frames.complete_buckets(df, 3600, now)  # hourly buckets, all still open
+    assert len(young) == len(df)  # nothing complete yet: keep what there is
+
+
+@pytest.mark.parametrize(
+    ("window_s", "step_s"), [(900, 30), (3600, 60), (86400, 900), (1800, 30), (7200, 120)]
+)
+def test_step_for_window_is_a_multiple_of_30_s(window_s, step_s):
+    from dashboards.ui import step_for
+
+    assert step_for(window_s) == step_s

@@ -29,7 +29,9 @@ TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> Iterator:
-    with running_api(tmp_path_factory.mktemp("dash_api"), port=free_port(PORTS), freeze_clock=True) as running:
+    with running_api(
+        tmp_path_factory.mktemp("dash_api"), port=free_port(PORTS), freeze_clock=True
+    ) as running:
         yield running
 
 
@@ -93,7 +95,12 @@ def test_overview_shows_seeded_load_slo_gpu_cost_and_incidents(app_env):
     assert m["SLO attainment"] == fmt.ratio_pct(expected, 2)
 
     c = charts(at)
-    assert set(c) == {"Requests/s by model", "Generated tokens/s", "SLO attainment by model", "GPU utilisation"}
+    assert set(c) == {
+        "Requests/s by model",
+        "Generated tokens/s",
+        "SLO attainment by model",
+        "GPU utilisation",
+    }
     assert all(rows(f) > 0 for f in c.values())
     rr = pd.concat(c["Requests/s by model"])
     assert set(rr["model"]) == set(seed["models"])
@@ -153,7 +160,6 @@ def test_anomalies_timeline_and_expected_vs_observed(app_env):
 
 
 def test_controller_decisions_actions_forecast_and_overrides(app_env):
-    api = app_env
     at = open_page("controller")
     m = metrics(at)
     assert m["Control loop"] == "stopped" and m["Active overrides"] == "1"
@@ -204,7 +210,9 @@ def test_override_form_posts_with_token_and_controller_shows_it(app_env):
     shown = at.dataframe[-1].value
     row = shown[shown["reason"] == "freeze for the AppTest"]
     assert row["mode"].tolist() == ["off"] and row["expires_at"].notna().all()
-    stored = [o for o in api_get(app_env, "/v1/overrides")["overrides"] if o["reason"] == "freeze for the AppTest"]
+    stored = [
+        o for o in api_get(app_env, "/v1/overrides")["overrides"] if o["reason"] == "freeze for the AppTest"
+    ]
     assert stored and stored[0]["action"] == "mode" and stored[0]["mode"] == "off"
 
 

@@ -1,0 +1,83 @@
+"""Classical anchors from statsforecast (AutoETS, AutoARIMA, MSTL) behind the forecaster interface.
+
+They are the bar our own forecasters are measured against (issue 5) and members our ensembles may
+use. Settings are the library's defaults except where a default is unusable here:
+- AutoARIMA is non-seasonal (season_length=1), as in NVIDIA Dynamo's planner; a seasonal ARIMA
+  with a daily season of 144+ rows takes minutes per fit.
+- AutoETS gets the daily season; statsforecast's ETS drops seasonal components when the season
+  is longer than 24 rows, so on 5-10 minute data it is a (damped) trend model.
+- MSTL gets the daily and weekly seasons the timestamps show (weekly only with two weeks of
+  history), trend by the library's default AutoETS(ZZN).
+Each fit sees at most the most recent `fit_window` rows (older rows cost time, not accuracy at
+these horizons). p90 is the upper bound of the 80% prediction interval. With too little history
+for the model, or when the library fails on a series, the last value answers instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from controlplane.forecast.forecasters import LastValue, Quantiles, _finish
+from controlplane.forecast.series import infer_seasons
+
+MIN_ROWS = 20  # below this, no model: the last value
+
+
+def _model(kind: str, daily: int | None, weekly: int | None, n: int):
+    from statsforecast.models import MSTL, AutoARIMA, AutoETS  # noqa: PLC0415 (slow import)
+
+    if kind == "auto_ets":
+        return AutoETS(season_length=daily if daily and n >= 2 * daily else 1)
+    if kind == "auto_arima":
+        return AutoARIMA(season_length=1)
+    if kind == "mstl":
+        seasons = [m for m in (daily, weekly) if m and n >= 2 * m]
+        if not seasons:
+            return None
+        return MSTL(season_length=seasons)
+    raise ValueError(f"unknown statsforecast anchor {kind!r}; known: auto_ets, auto_arima, mstl")
+
+
+class StatsAnchor:
+    """One statsforecast model; `kind` is auto_ets, auto_arima or mstl."""
+
+    # Rows per fit: MSTL needs two weekly seasons (2 x 1008 rows at 10 min), ARIMA's order search
+    # grows with length and gains nothing from more than a few days.
+    fit_windows = {"auto_ets": 2000, "auto_arima": 1000, "mstl": 4032}
+
+    def __init__(self, kind: str) -> None:
+        if kind not in self.fit_windows:
+            raise ValueError(f"unknown statsforecast anchor {kind!r}; known: {sorted(self.fit_windows)}")
+        self.kind = kind
+        self.name = kind
+
+    def forecast(self, values: np.ndarray, timestamps_s: np.ndarray | None, horizon_steps: int) -> Quantiles:
+        y_all = np.asarray(values, dtype=float)
+        if len(y_all) < MIN_ROWS or np.ptp(y_all) == 0:  # constant: the models have nothing to fit
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        daily, weekly = infer_seasons(timestamps_s)
+        window = self.fit_windows[self.kind]
+        if self.kind == "mstl" and weekly and len(y_all) >= 2 * weekly:
+            window = max(window, 2 * weekly)
+        y = y_all[-window:]
+        model = _model(self.kind, daily, weekly, len(y))
+        if model is None:
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                out = model.forecast(y=y, h=horizon_steps, level=[80])
+            p50 = np.asarray(out["mean"], dtype=float)
+            p90 = np.asarray(out["hi-80"], dtype=float)
+        except Exception:  # noqa: BLE001 - a library failure on one series must not stop the others
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        if not (np.all(np.isfinite(p50)) and np.all(np.isfinite(p90))):
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        return _finish(y_all, p50, p90)
+
+
+def anchor_forecasters() -> dict:
+    """The statsforecast anchors by name, in the order the backtest lists them."""
+    return {k: StatsAnchor(k) for k in ("auto_arima", "auto_ets", "mstl")}

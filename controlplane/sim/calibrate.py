@@ -1,0 +1,82 @@
+"""Calibrate the simulated replica against a real one: fit the batching curve to profiled points.
+
+`steady_latency_ms` is what the simulator predicts for one replica offered a fixed rate for a
+step (constant spacing, as the profiler sends, or Poisson); `fit_replica_model` picks the
+batching curve (base_ms, per_item_ms, max_batch) whose predictions best match measured p99s
+(least squares on log latency over a grid: robust, no optimiser dependency).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from controlplane.capacity.model import LoadPoint
+from controlplane.sim.fleet import Fleet, FleetModel
+from controlplane.sim.latency import LatencyGroups, ReplicaModel
+
+BATCH_GRID = (1, 2, 4, 8, 16, 32, 64)
+
+
+def steady_latency_ms(
+    replica: ReplicaModel,
+    rate_rps: float,
+    step_s: float = 5.0,
+    q: float = 0.99,
+    tick_s: float = 0.1,
+    poisson: bool = False,
+    seed: int = 0,
+) -> float:
+    """The q-quantile latency the simulator gives one replica offered rate_rps for step_s."""
+    if not (rate_rps > 0 and step_s > 0):
+        raise ValueError(f"rate_rps={rate_rps} and step_s={step_s} must be > 0")
+    ticks = max(1, math.ceil(step_s / tick_s))
+    if poisson:
+        arrivals = np.random.default_rng(seed).poisson(rate_rps * tick_s, size=ticks).astype(float)
+    else:
+        arrivals = np.full(ticks, rate_rps * tick_s)
+    fleet = Fleet(FleetModel(replica, startup_s=0.0), 1, seed=seed)
+    cols = []
+    k = 0
+    while k < ticks or fleet.queue:  # after the step, the stragglers drain
+        a = float(arrivals[k]) if k < ticks else 0.0
+        groups, _, ready = fleet.serve(k * tick_s, tick_s, a)
+        served = sum(g[0] for g in groups)
+        lo, hi = replica.service_bounds_ms(served / tick_s / max(ready, 1))
+        cols += [(g[0], 0.0, lo, hi, g[1], g[2], g[3]) for g in groups]
+        k += 1
+    arr = np.array(cols, dtype=float)
+    return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_ms(q)
+
+
+def fit_replica_model(
+    rates_rps: Sequence[float], latency_ms: Sequence[float], q: float = 0.99, step_s: float = 5.0
+) -> ReplicaModel:
+    """The batching curve whose q-quantile latency best matches the measured one at each rate
+    (least squares on log latency over a grid)."""
+    pairs = [(r, x) for r, x in zip(rates_rps, latency_ms, strict=True) if r > 0 and x is not None and x > 0]
+    if len(pairs) < 2:
+        raise ValueError(f"need at least 2 measured (rate, latency) pairs, got {len(pairs)}")
+    rates = np.array([r for r, _ in pairs])
+    measured = np.log([x for _, x in pairs])
+    low = float(np.exp(measured.min()))
+    best: tuple[float, ReplicaModel] | None = None
+    for base, per_ratio, batch in itertools.product(
+        low * np.linspace(0.3, 1.2, 10), (0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0), BATCH_GRID
+    ):
+        model = ReplicaModel(float(base), float(base * per_ratio), batch)
+        pred = np.log([steady_latency_ms(model, r, step_s, q=q, tick_s=0.1) for r in rates])
+        err = float(np.sum((pred - measured) ** 2))
+        if best is None or err < best[0]:
+            best = (err, model)
+    assert best is not None
+    return best[1]
+
+
+def fit_to_points(points: Sequence[LoadPoint], step_s: float = 5.0) -> ReplicaModel:
+    """fit_replica_model on a profile's p99s (its failed points left out)."""
+    ok = [p for p in points if not p.failed()]
+    return fit_replica_model([p.offered_rps for p in ok], [p.p99_ms for p in ok], 0.99, step_s)  # type: ignore[misc]
