@@ -121,6 +121,17 @@ class RouterConfig(_Section):
         "classifier-large",
         description="Model behind the large tier (classifier-large or classifier-large-int8).",
     )
+    local_zone: str = Field(
+        "",
+        max_length=64,
+        description="Zone this router's clients are in; requests prefer its replicas until it is saturated (empty: no preference; the X-Client-Zone header overrides it per request).",
+    )
+    spill_inflight_per_replica: float = Field(
+        8.0,
+        ge=0,
+        le=1_000_000,
+        description="A zone whose in-rotation replicas average this many in-flight router requests is saturated and its requests spill to every zone (requests per replica; 0 always spills).",
+    )
     upstream_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="Timeout of one upstream request (seconds)."
     )

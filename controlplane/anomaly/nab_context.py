@@ -31,7 +31,7 @@ from controlplane.anomaly.onset import OnsetParams, robust_z
 
 @dataclass(frozen=True)
 class ContextParams:
-    reference_rows: int = 300  # rows behind t that define "normal" (median, IQR) for the z
+    reference_rows: int = 600  # rows behind t that define "normal" (median, IQR) for the z
     class_base: float = 2.0  # level classes: floor(log_base(1 + |z|)), signed
     min_class_count: int = 10  # both ends of a new transition must have been seen this often
     learn_rows: int = 1500  # no event before this many rows

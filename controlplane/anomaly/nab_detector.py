@@ -43,7 +43,9 @@ DEFAULT_PARAMS = OnsetParams(
 )
 
 
-DEFAULT_CONTEXT = ContextParams(learn_rows=1500, min_class_count=10, refractory_rows=200, level=1.0)
+DEFAULT_CONTEXT = ContextParams(
+    reference_rows=600, learn_rows=1500, min_class_count=10, refractory_rows=200, level=1.0
+)
 
 
 def score_series(

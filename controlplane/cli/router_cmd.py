@@ -23,6 +23,8 @@ def router_options(settings: Settings) -> RouterOptions:
         default_priority=r.default_priority,
         tier_complexity_threshold_ratio=r.tier_complexity_threshold_ratio,
         large_tier_model=r.large_tier_model,
+        local_zone=r.local_zone,
+        spill_inflight_per_replica=r.spill_inflight_per_replica,
         upstream_timeout_s=r.upstream_timeout_s,
         health_check_interval_s=r.health_check_interval_s,
         ejection_s=r.ejection_s,

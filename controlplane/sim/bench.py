@@ -57,17 +57,22 @@ ORACLE_WINDOWS_S = (60.0, 30.0, 10.0, 5.0)  # then the SLO itself (the last reso
 SLO_TARGET_RATIO = 0.995  # the attainment the oracle must meet
 
 
-def fleetpilot_policy(max_replicas: int) -> ReplicaPolicyConfig:
-    """fleetpilot's policy as the benchmark runs it, the same on every trace: the library
+def fleetpilot_policy(max_replicas: int, capacity_rps: float, slo_ms: float) -> ReplicaPolicyConfig:
+    """fleetpilot's policy as the benchmark runs it, the same rule on every trace: the library
     defaults except
     - headroom_ratio 0: the capacity it is given is already the capacity AT the SLO, profiled on
       one replica under Poisson arrivals, so the queueing margin is inside it; a pooled fleet
       has less relative noise than that one replica;
+    - queue_per_replica_target = what one replica serves within the SLO (capacity x SLO): a
+      queue the ready replicas clear within the SLO needs no replica that starts a minute later
+      (the library's 8 requests suits a ~100 rps classifier, not a ~15 rps LLM replica);
     - rails max_down_ratio 0.5 (Knative's max scale-down rate 2 per step; the library default
       removes one replica per minute, far too slow for fleets of tens of replicas);
     - max_replicas raised to the fleet's size."""
     return ReplicaPolicyConfig(
-        headroom_ratio=0.0, rails=RailsConfig(max_replicas=max_replicas, max_down_ratio=0.5)
+        headroom_ratio=0.0,
+        queue_per_replica_target=max(1.0, capacity_rps * slo_ms / 1000.0),
+        rails=RailsConfig(max_replicas=max_replicas, max_down_ratio=0.5),
     )
 
 
@@ -83,7 +88,7 @@ class BenchOptions:
     forecaster: str = "seasonal_profile"
     forecast_bucket_s: float = 60.0
     policies: tuple[str, ...] = POLICIES
-    fleetpilot: Callable[[int], ReplicaPolicyConfig] = field(default=fleetpilot_policy)
+    fleetpilot: Callable[[int, float, float], ReplicaPolicyConfig] = field(default=fleetpilot_policy)
 
     def __post_init__(self) -> None:
         if not (self.slo_ms > 0 and math.isfinite(self.slo_ms)):
@@ -176,7 +181,7 @@ def build_drivers(
             feed = ForecastFeed(
                 forecaster_by_name(opts.forecaster), bucket_s=opts.forecast_bucket_s, ahead_s=opts.startup_s
             )
-            drivers[name] = FleetpilotDriver(opts.fleetpilot(max_replicas), feed)
+            drivers[name] = FleetpilotDriver(opts.fleetpilot(max_replicas, capacity_rps, opts.slo_ms), feed)
         else:
             drivers[name] = BaselineDriver(baseline(cfgs[name]))
     info = {"static_replicas": static_cfg.replicas, "max_replicas": max_replicas, "service_time_s": svc_s}

@@ -21,6 +21,12 @@ class SimResult:
     replicas: np.ndarray  # replica count per tick (billed)
     ready: np.ndarray  # ready replicas per tick
     requests: float
+    # Per-tick telemetry: requests served, their latency and queue wait summed (ms), queue length.
+    served: np.ndarray | None = None
+    latency_sum_ms: np.ndarray | None = None
+    wait_sum_ms: np.ndarray | None = None
+    queue_len: np.ndarray | None = None
+    tick_s: float = 1.0
 
     @property
     def gpu_hours(self) -> float:

@@ -128,6 +128,23 @@ def _window_rate(cum: np.ndarray, k_end: int, window_ticks: int, tick_s: float) 
     return float(cum[k_end] - cum[lo]) / (n * tick_s) if n > 0 else 0.0
 
 
+def _recent_p99_ms(cols: list[tuple], first: int, fleet: Fleet, now_s: float, tick_s: float) -> float | None:
+    """p99 of the requests served in the recent window, as the live loop reads it from Triton's
+    histograms; requests still queued count with their age so far (a stalled fleet reports its
+    backlog's age, not silence)."""
+    waiting = [
+        (rem, 0.0, 0.0, 0.0, 0.0, 1000.0 * max(0.0, now_s - t - tick_s), 1000.0 * (now_s - t))
+        for t, _, rem in fleet.queue
+    ]
+    rows = cols[first:] + waiting
+    if not rows:
+        return None
+    arr = np.array(rows, dtype=float)
+    if arr[:, 0].sum() <= 0:
+        return None
+    return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_ms(0.99, tol_ms=1.0)
+
+
 def simulate(
     workload: Workload,
     driver: Driver,
@@ -146,7 +163,8 @@ def simulate(
     stable_w = max(1, round(opts.stable_window_s / dt))
     panic_w = max(1, round(opts.panic_window_s / dt))
     lag_w = max(0, round(opts.telemetry_lag_s / dt))
-    recent_hi: deque[float] = deque(maxlen=max(1, round(opts.p99_window_s / dt)))
+    p99_w = max(1, round(opts.p99_window_s / dt))
+    recent_start: deque[int] = deque(maxlen=p99_w)  # index into cols where each recent tick began
     feed = driver.feed
     bucket_w = max(1, round(feed.bucket_s / dt)) if feed is not None else 0
     decide_w = max(1, round(driver.interval_s / dt))
@@ -155,6 +173,10 @@ def simulate(
     n = workload.ticks
     billed = np.empty(n, dtype=np.int64)
     ready_n = np.empty(n, dtype=np.int64)
+    served_n = np.zeros(n)  # per-tick telemetry (store_writer.py turns it into Triton counters)
+    latency_sum_ms = np.zeros(n)
+    wait_sum_ms = np.zeros(n)
+    queue_n = np.zeros(n)
     gpu_s = 0.0
     actions = 0
     cross_ms = fleet_model.cross_zone_ms
@@ -165,20 +187,21 @@ def simulate(
         served = sum(g[0] for g in groups)
         per_replica_rps = served / dt / ready if ready else 0.0
         svc_lo, svc_hi = replica.service_bounds_ms(per_replica_rps)
-        worst = 0.0
+        recent_start.append(len(cols))
+        svc_mean = 0.5 * (svc_lo + svc_hi)
         for count, p0, w_lo, w_hi in groups:
+            wait = (1.0 - p0) * 0.5 * (w_lo + w_hi)
+            wait_sum_ms[k] += count * wait
+            latency_sum_ms[k] += count * (svc_mean + wait + spill * cross_ms)
             if spill > 0:
                 cols.append((count * (1 - spill), 0.0, svc_lo, svc_hi, p0, w_lo, w_hi))
                 cols.append((count * spill, cross_ms, svc_lo, svc_hi, p0, w_lo, w_hi))
             else:
                 cols.append((count, 0.0, svc_lo, svc_hi, p0, w_lo, w_hi))
-            worst = max(worst, w_hi)
-        if groups:
-            recent_hi.append(svc_hi + worst + (cross_ms if spill > 0 else 0.0))
-        elif fleet.queue:  # nothing served: the oldest waiting request's age so far
-            recent_hi.append(1000.0 * (now + dt - fleet.queue[0][0]))
         billed[k] = fleet.spec
         ready_n[k] = ready
+        served_n[k] = served
+        queue_n[k] = fleet.queue_len
         gpu_s += fleet.spec * dt
 
         end = now + dt
@@ -206,7 +229,7 @@ def simulate(
             rate_age_s=age,
             short_rate_rps=short,
             queue_len=fleet.queue_len,
-            p99_ms=max(recent_hi) if recent_hi else None,
+            p99_ms=_recent_p99_ms(cols, recent_start[0], fleet, end, dt),
             slo_p99_ms=opts.slo_ms,
             forecast_p90_rps=feed.p90_rps if feed is not None else None,
             capacity_rps=opts.capacity_rps,
@@ -234,4 +257,9 @@ def simulate(
         replicas=billed,
         ready=ready_n,
         requests=float(counts.sum()),
+        served=served_n,
+        latency_sum_ms=latency_sum_ms,
+        wait_sum_ms=wait_sum_ms,
+        queue_len=queue_n,
+        tick_s=dt,
     )

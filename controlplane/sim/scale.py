@@ -46,7 +46,7 @@ def scale_run(
     workload = diurnal_workload(peak, duration_s, tick_s, seed)
     start = max(1, math.ceil(float(workload.intensity_rps[:60].max()) / cap / 0.8))
     feed = ForecastFeed(forecaster_by_name(opts.forecaster), bucket_s=60.0, ahead_s=startup_s)
-    driver = FleetpilotDriver(opts.fleetpilot(max(16, 2 * replicas)), feed)
+    driver = FleetpilotDriver(opts.fleetpilot(max(16, 2 * replicas), cap, opts.slo_ms), feed)
     model = FleetModel(opts.replica, startup_s, zones, opts.cross_zone_ms, mtbf_s)
     res = simulate(
         workload,

@@ -13,7 +13,11 @@ THRESHOLD_FIELDS = (
     "max_inflight_requests",
     "large_tier_model",
     "default_priority",
+    "local_zone",
+    "spill_inflight_per_replica",
 )
+MAX_SPILL_INFLIGHT_PER_REPLICA = 1e6
+MAX_ZONE_CHARS = 64
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -78,6 +82,23 @@ def validate_thresholds(payload: Any, current: Mapping[str, Any]) -> dict[str, A
         if not isinstance(v, str) or not v.strip():
             raise AdminError(f"large_tier_model = {v!r} is invalid: expected a model name")
         out["large_tier_model"] = v.strip()
+    if "spill_inflight_per_replica" in payload:
+        v = payload["spill_inflight_per_replica"]
+        r = _number("spill_inflight_per_replica", v)
+        if not 0.0 <= r <= MAX_SPILL_INFLIGHT_PER_REPLICA:
+            raise AdminError(
+                f"spill_inflight_per_replica = {v!r} is invalid: allowed range [0, 1000000] "
+                "(mean in-flight requests per replica at which a zone spills; 0 always spills)"
+            )
+        out["spill_inflight_per_replica"] = r
+    if "local_zone" in payload:
+        v = payload["local_zone"]
+        if not isinstance(v, str) or len(v.strip()) > MAX_ZONE_CHARS:
+            raise AdminError(
+                f"local_zone = {v!r} is invalid: expected a zone name of at most {MAX_ZONE_CHARS} "
+                'characters ("" = no zone preference)'
+            )
+        out["local_zone"] = v.strip()
     classes = dict(current["admit_below_load_ratio"])
     if "admit_below_load_ratio" in payload:
         v = payload["admit_below_load_ratio"]

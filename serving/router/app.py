@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 REPLICA_HEADER = "X-Fleetpilot-Replica"
 MODEL_HEADER = "X-Fleetpilot-Model"
+ZONE_HEADER = "X-Client-Zone"  # the client's zone; overrides the router's local_zone
+OTHER_ZONE = "other"  # spill label of a zone no replica is in (client headers must not mint labels)
 # KServe binary tensor extension: length of the JSON part of a mixed body.
 BINARY_HEADER = "Inference-Header-Content-Length"
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -75,6 +77,8 @@ class RouterApp:
         }
         self._shed_counters: dict[str, object] = {}
         self._error_counters: dict[tuple[str, str], object] = {}
+        self._spill_counters: dict[tuple[str, str], object] = {}
+        self.registry.on_spill = self._count_spill
 
     # --- lifecycle ---------------------------------------------------------------------
     def build(self) -> web.Application:
@@ -142,6 +146,7 @@ class RouterApp:
             self.metrics.observe(route, model, priority, 429, time.perf_counter() - started)
             return _error(429, reason, {"Retry-After": "1"})
 
+        zone = headers.get(ZONE_HEADER, "").strip() or opts.local_zone
         body = await request.read()
         fwd = {"Content-Type": headers.get("Content-Type", "application/json")}
         binary_len = headers.get(BINARY_HEADER)
@@ -151,20 +156,26 @@ class RouterApp:
         self.inflight += 1
         try:
             if stream:
-                resp = await self._forward_stream(request, model, route, body, fwd)
+                resp = await self._forward_stream(request, model, route, body, fwd, zone)
             else:
-                resp = await self._forward(model, route, body, fwd)
+                resp = await self._forward(model, route, body, fwd, zone)
             status = resp.status
             return resp
         finally:
             self.inflight -= 1
             self.metrics.observe(route, model, priority, status, time.perf_counter() - started)
 
-    async def _forward(self, model: str, route: str, body: bytes, fwd: dict[str, str]) -> web.StreamResponse:
+    def _pick(self, model: str, tried: tuple[Replica, ...], zone: str) -> Replica | None:
+        # Read per pick: a live threshold update applies to the next request.
+        return self.registry.pick(model, tried, zone, self.options.spill_inflight_per_replica)
+
+    async def _forward(
+        self, model: str, route: str, body: bytes, fwd: dict[str, str], zone: str = ""
+    ) -> web.StreamResponse:
         tried: tuple[Replica, ...] = ()
         last_error = ""
         for attempt in range(self.options.retries + 1):
-            rep = self.registry.pick(model, tried)
+            rep = self._pick(model, tried, zone)
             if rep is None:
                 break
             if attempt:
@@ -210,12 +221,18 @@ class RouterApp:
         return self._no_replica(model, last_error)
 
     async def _forward_stream(
-        self, request: web.Request, model: str, route: str, body: bytes, fwd: dict[str, str]
+        self,
+        request: web.Request,
+        model: str,
+        route: str,
+        body: bytes,
+        fwd: dict[str, str],
+        zone: str = "",
     ) -> web.StreamResponse:
         tried: tuple[Replica, ...] = ()
         last_error = ""
         for attempt in range(self.options.retries + 1):
-            rep = self.registry.pick(model, tried)
+            rep = self._pick(model, tried, zone)
             if rep is None:
                 break
             if attempt:
@@ -324,6 +341,14 @@ class RouterApp:
             c = self._shed_counters[priority] = self.metrics.shed.labels(priority)
         c.inc()  # type: ignore[attr-defined]
 
+    def _count_spill(self, zone: str, reason: str) -> None:
+        label = zone if zone in self.registry.zones else OTHER_ZONE
+        key = (label, reason)
+        c = self._spill_counters.get(key)
+        if c is None:
+            c = self._spill_counters[key] = self.metrics.zone_spills.labels(label, reason)
+        c.inc()  # type: ignore[attr-defined]
+
     def _served(self) -> list[str]:
         served = set(self.registry.served_models)
         if SMALL_MODEL in served:
@@ -374,6 +399,25 @@ class RouterApp:
     def _thresholds(self) -> dict:
         return {f: getattr(self.options, f) for f in THRESHOLD_FIELDS}
 
+    def _zones(self) -> dict[str, dict]:
+        """Per zone: replicas in rotation and their mean in-flight (what spill-over compares)."""
+        count: dict[str, int] = {}
+        inflight: dict[str, int] = {}
+        for r in self.registry.snapshot():
+            count.setdefault(r["zone"], 0)
+            inflight.setdefault(r["zone"], 0)
+            if r["in_rotation"]:
+                count[r["zone"]] += 1
+                inflight[r["zone"]] += r["inflight"]
+        return {
+            z: {
+                "replicas_in_rotation": n,
+                "inflight": inflight[z],
+                "inflight_per_replica": round(inflight[z] / n, 4) if n else None,
+            }
+            for z, n in count.items()
+        }
+
     def state(self) -> dict:
         opts = self.options
         return {
@@ -381,6 +425,7 @@ class RouterApp:
             "inflight": self.inflight,
             "load_ratio": round(self.inflight / opts.max_inflight_requests, 4),
             "thresholds": self._thresholds(),
+            "zones": self._zones(),
             "served_models": self._served(),
             "state_path": str(opts.state_path),
             "state_error": self.registry.state_error,
@@ -430,4 +475,4 @@ _CONNECT_ERRORS: tuple[type[BaseException], ...] = (
 # Connection dropped (server died mid-request, or closed a pooled keep-alive connection).
 _DISCONNECT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
-__all__ = ["RouterApp", "REPLICA_HEADER", "MODEL_HEADER"]
+__all__ = ["RouterApp", "REPLICA_HEADER", "MODEL_HEADER", "ZONE_HEADER"]

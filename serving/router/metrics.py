@@ -90,6 +90,14 @@ class RouterMetrics:
             ["route"],
             registry=self.registry,
         )
+        self.zone_spills = Counter(
+            "fleetpilot_router_zone_spills_total",
+            "Replica picks that left the client's zone, per zone left (other: a zone no replica is in) "
+            "and reason (saturated: mean in-flight per replica at the spill threshold; no_replica: "
+            "no eligible replica in the zone).",
+            ["from_zone", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(_ReplicaCollector(registry, router_inflight))
         self._latency_children: dict[tuple[str, str, str], object] = {}
         self._request_children: dict[tuple[str, str, str, int], object] = {}

@@ -7,6 +7,7 @@ code never imports controlplane (dependencies point one way).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ class RouterOptions:
     default_priority: str = "standard"  # class of a request without X-Priority
     tier_complexity_threshold_ratio: float = 0.5  # X-Complexity >= this -> large tier
     large_tier_model: str = "classifier-large"
+    # Zone of this router's clients ("" = no preference); a request's X-Client-Zone overrides it.
+    local_zone: str = ""
+    # A zone whose replicas average this many in-flight requests (or more) is saturated and its
+    # requests spill to every zone; 0 always spills (no zone preference).
+    spill_inflight_per_replica: float = 8.0
     upstream_timeout_s: float = 60.0  # one upstream request (streams: max silence between chunks)
     health_check_interval_s: float = 1.0
     ejection_s: float = 5.0  # out of rotation after a connection failure
@@ -36,6 +42,12 @@ class RouterOptions:
 
     def __post_init__(self) -> None:
         self.state_path = Path(self.state_path)
+        s = self.spill_inflight_per_replica
+        if isinstance(s, bool) or not isinstance(s, int | float) or not (math.isfinite(s) and s >= 0):
+            raise ValueError(
+                f"spill_inflight_per_replica = {s!r} is invalid: expected a finite number >= 0 "
+                "(in-flight requests per replica)"
+            )
         if self.default_priority not in self.admit_below_load_ratio:
             raise ValueError(
                 f"default_priority {self.default_priority!r} is not one of the classes "

@@ -7,15 +7,19 @@
 - Passive ejection: a connection failure takes the replica out of rotation for ejection_s,
   even if its health check still answers (the check might be cached or racing a crash).
 - Weights default to 1; set through the admin API; kept by name across state reloads.
+- Zone preference: `pick(..., zone=...)` keeps a request in its zone until the zone is saturated
+  (balancer.zone_candidates); each spill is reported to `on_spill(zone, reason)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +76,8 @@ class Registry:
         self.replicas: dict[str, Replica] = {}
         self.weights: dict[str, float] = {}  # explicit weights by replica name
         self.served_models: frozenset[str] = frozenset()
+        self.zones: frozenset[str] = frozenset()  # zones of the known replicas
+        self.on_spill: Callable[[str, str], None] | None = None  # (zone, reason) per spilled pick
         self.state_error: str = ""
         self._by_model: dict[str, list[Replica]] = {}
         self._rr: dict[tuple, dict[str, float]] = {}
@@ -128,6 +134,7 @@ class Registry:
                 by_model.setdefault(model, []).append(rep)
         self._by_model = by_model
         self.served_models = frozenset(by_model)
+        self.zones = frozenset(r.record.zone for r in self.replicas.values())
         self._rr.clear()
 
     def set_weights(self, weights: dict[str, float]) -> None:
@@ -141,8 +148,17 @@ class Registry:
     def has_model(self, model: str) -> bool:
         return model in self._by_model
 
-    def pick(self, model: str, exclude: tuple[Replica, ...] = ()) -> Replica | None:
-        """A healthy, non-ejected, non-drained replica serving the model, or None."""
+    def pick(
+        self,
+        model: str,
+        exclude: tuple[Replica, ...] = (),
+        zone: str = "",
+        spill_inflight_per_replica: float = math.inf,
+    ) -> Replica | None:
+        """A healthy, non-ejected, non-drained replica serving the model, or None.
+
+        With `zone`, one of that zone's replicas unless the zone is saturated or has none
+        eligible (then any eligible replica: a spill)."""
         now = time.monotonic()
         eligible = [
             r
@@ -151,13 +167,19 @@ class Registry:
         ]
         if not eligible:
             return None
-        if len(eligible) == 1:
+        if not zone and len(eligible) == 1:
             return eligible[0]
-        key = (model, *(r.name for r in eligible))
+        cands = [balancer.Candidate(r.name, r.weight, r.inflight, r.record.zone) for r in eligible]
+        if zone:
+            cands, spill = balancer.zone_candidates(cands, zone, spill_inflight_per_replica)
+            if spill and self.on_spill is not None:
+                self.on_spill(zone, spill)
+            if len(cands) == 1:
+                return self.replicas[cands[0].name]
+        key = (model, *(c.name for c in cands))
         counters = self._rr.get(key)
         if counters is None:
             counters = self._rr[key] = {}
-        cands = [balancer.Candidate(r.name, r.weight, r.inflight) for r in eligible]
         chosen = balancer.pick(cands, counters, self._rng)
         return self.replicas[chosen.name] if chosen is not None else None
 

@@ -245,3 +245,67 @@ def test_killed_replica_is_ejected_and_requests_fail_over(router, fleet):
     finally:
         fleet.manager.remove(rec.name)
     router.wait_for(lambda: router.replica(rec.name) is None, 10, f"{rec.name} removed from the router")
+
+
+def test_client_zone_stays_in_zone_until_the_spill_threshold(router, fleet):
+    """Two zones (the fleet puts one replica in each). X-Client-Zone keeps requests in the
+    client's zone; once the zone's mean in-flight per replica reaches the spill threshold (set
+    live through the admin endpoint), its requests spill to the other zone."""
+    by_zone: dict[str, set[str]] = {}
+    for rec in fleet.replicas:
+        by_zone.setdefault(rec.zone, set()).add(rec.name)
+    assert len(by_zone) >= 2, f"the test fleet should span two zones: {by_zone}"
+    za, zb = sorted(by_zone)[:2]
+    before = router.state()["thresholds"]
+    rng = random.Random(5)
+
+    def served_by(n: int, zone: str) -> list[str]:
+        out = []
+        for _ in range(n):
+            status, headers, payload = router.call(
+                "POST",
+                "/v2/models/classifier-small/infer",
+                raw=classifier_body(rng),
+                headers={"X-Client-Zone": zone},
+            )
+            assert status == 200, payload
+            out.append(headers["X-Fleetpilot-Replica"])
+        return out
+
+    def spills(zone: str) -> float:
+        text = router.call("GET", "/metrics")[2].decode()
+        prefix = f'fleetpilot_router_zone_spills_total{{from_zone="{zone}",reason="saturated"}}'
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+    stream = None
+    try:
+        router.admin("PUT", "/admin/thresholds", {"spill_inflight_per_replica": 8, "local_zone": ""})
+        assert set(served_by(20, za)) <= by_zone[za]
+        assert set(served_by(20, zb)) <= by_zone[zb]
+
+        # A chat stream from zone za holds one request in flight on a za replica.
+        body = json.dumps({"input_ids": [1, 2, 3, 4], "max_tokens": 1500}).encode()
+        req = urllib.request.Request(
+            f"{router.url}/v2/models/chat-lm/generate_stream",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Client-Zone": za},
+        )
+        stream = urllib.request.urlopen(req, timeout=60)  # returns once the first token is out
+        assert stream.headers["X-Fleetpilot-Replica"] in by_zone[za]
+        mean = router.state()["zones"][za]["inflight_per_replica"]
+        assert mean and mean > 0
+        # Below the threshold (8 per replica) the zone keeps its requests.
+        assert set(served_by(10, za)) <= by_zone[za]
+        # Threshold at the zone's present mean in-flight: saturated, so requests spill to zb.
+        spilled_before = spills(za)
+        router.admin("PUT", "/admin/thresholds", {"spill_inflight_per_replica": mean})
+        assert set(served_by(10, za)) <= by_zone[zb]
+        assert spills(za) - spilled_before >= 10
+        assert router.state()["thresholds"]["spill_inflight_per_replica"] == mean
+    finally:
+        if stream is not None:
+            stream.close()  # the router stops relaying; the replica finishes the short stream alone
+        router.admin(
+            "PUT", "/admin/thresholds", {k: before[k] for k in ("spill_inflight_per_replica", "local_zone")}
+        )

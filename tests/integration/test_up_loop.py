@@ -84,7 +84,8 @@ def test_live_faults_are_detected_on_the_right_replica_in_advisory_mode(fleet, t
         assert report["clean_events"] == [], "a clean period must raise no incident"
         for name, r in report["faults"].items():
             assert r["detected"], f"{name} was not detected: {report}"
-            assert r["time_to_detect_s"] <= 3 * SCRAPE_S + 1.0, f"{name} took {r['time_to_detect_s']:.1f} s"
+            # within 3 scrape intervals of the fault being in place (+1 s for the tick itself)
+            assert r["after_injected_s"] <= 3 * SCRAPE_S + 1.0, f"{name}: {r}"
             assert r["other_replicas_flagged"] == [], f"{name} flagged a healthy replica"
         # Advisory: decisions are recorded, nothing was actuated.
         assert api("/v1/decisions", since_s=600)["decisions"]

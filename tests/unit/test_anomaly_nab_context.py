@@ -15,16 +15,17 @@ def _stamps(n: int) -> np.ndarray:
 
 
 def _spiky(n: int = 5000, seed: int = 3) -> np.ndarray:
-    """Noise with isolated +-6 spikes every 37 rows: both spike levels are familiar, never adjacent."""
-    x = 100 + np.random.default_rng(seed).normal(0, 1, n)
-    x[50::37] += 6 * (-1.0) ** np.arange(x[50::37].size)
+    """Bounded noise (classes -1..1) with isolated +-10 spikes (classes +-3) every 37 rows: both
+    spike levels are familiar, and never adjacent."""
+    x = 100 + np.random.default_rng(seed).uniform(-1, 1, n)
+    x[50::37] += 10 * (-1.0) ** np.arange(x[50::37].size)
     return x
 
 
 def test_an_oscillation_between_familiar_levels_fires_at_its_first_new_step():
     x = _spiky()
     y = x.copy()
-    y[4000:4060] = 100 + 6 * (-1.0) ** np.arange(60)  # up, down, up...: each level is familiar
+    y[4000:4060] = 100 + 10 * (-1.0) ** np.arange(60)  # up, down, up...: each level is familiar
     assert nab_context.transition_events(x).max() == 0
     events = np.flatnonzero(nab_context.transition_events(y))
     assert events.tolist() == [4001]  # the first up->down step; then the refractory period
@@ -49,7 +50,7 @@ def test_nothing_fires_while_learning_and_new_steps_die_out_on_noise():
 @pytest.mark.parametrize("cut", [1, 299, 1000, 4001, 4500])
 def test_prefix_events_equal_the_full_series_events(cut):
     y = _spiky()
-    y[4000:4060] = 100 + 6 * (-1.0) ** np.arange(60)
+    y[4000:4060] = 100 + 10 * (-1.0) ** np.arange(60)
     full = nab_context.transition_events(y)
     np.testing.assert_array_equal(nab_context.transition_events(y[:cut]), full[:cut])
     s_full = nab_detector.score_series(y, _stamps(y.size))
@@ -68,7 +69,7 @@ def test_level_classes_are_signed_log_magnitudes():
 
 def test_the_detector_combines_both_event_streams_and_can_drop_the_context_part():
     y = _spiky()
-    y[4000:4060] = 100 + 6 * (-1.0) ** np.arange(60)
+    y[4000:4060] = 100 + 10 * (-1.0) ** np.arange(60)
     both = nab_detector.score_series(y, _stamps(y.size))
     onset_only = nab_detector.score_series(y, _stamps(y.size), context=None)
     ctx = nab_detector.DEFAULT_CONTEXT.level * nab_context.transition_events(y, nab_detector.DEFAULT_CONTEXT)

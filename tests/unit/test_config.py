@@ -63,6 +63,7 @@ def test_every_numeric_field_has_a_unit_in_its_name():
         "_index",
         "_rows",
         "_per_target",
+        "_per_replica",
         "_per_hour",
         "_replicas",
         "_weight",

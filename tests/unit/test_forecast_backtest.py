@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,14 @@ from typer.testing import CliRunner
 import controlplane.cli.forecast_cmd  # noqa: F401  (registers `forecast` on the app)
 from controlplane.cli import app
 from controlplane.forecast.forecasters import HoltWinters, LastValue, Quantiles, SeasonalNaive
-from controlplane.forecast.registry import backtest, backtest_origins, backtest_report, select_forecaster
+from controlplane.forecast.registry import (
+    backtest,
+    backtest_origins,
+    backtest_report,
+    default_forecasters,
+    select_forecaster,
+)
+from controlplane.forecast.series import read_series_csv
 
 
 class Zero:
@@ -94,6 +102,27 @@ def test_cli_json_shape(tmp_path):
         assert set(sc) == {"mae", "rel_mae", "mae_by_step", "pinball_p90", "p90_coverage"}
         assert len(sc["mae_by_step"]) == 3
     assert out["forecasters"]["seasonal_naive"]["rel_mae"] == pytest.approx(1.0)
+    # The statsforecast anchors and the torch model are scored beside ours on the same origins.
+    assert {"auto_arima", "auto_ets", "mstl", "torch_mlp"} <= set(out["forecasters"])
+
+
+SERVEGEN_SMALL = (
+    Path(__file__).resolve().parents[3]
+    / "shared/data/traces/servegen/language_m-small_aggregate_rate_10min.csv"
+)
+
+
+@pytest.mark.skipif(not SERVEGEN_SMALL.exists(), reason=f"dev data not present: {SERVEGEN_SMALL}")
+def test_backtest_on_a_real_dev_series_beats_the_anchors():
+    # ServeGen m-small, 10 min rows, H = 3: the target against the anchors run here.
+    s = read_series_csv(SERVEGEN_SMALL)
+    reg = default_forecasters()
+    names = ("last_value", "seasonal_naive", "seasonal_profile", "holt_winters", "quantile_gbm", "mstl")
+    report = backtest_report(s.values, s.timestamps_s, 3, {k: reg[k] for k in names})
+    f = report["forecasters"]
+    chosen = f[report["selected"]]
+    assert chosen["mae"] <= 0.9 * min(f["last_value"]["mae"], f["mstl"]["mae"]), report
+    assert 0.85 <= chosen["p90_coverage"] <= 0.95, report
 
 
 @pytest.mark.parametrize(

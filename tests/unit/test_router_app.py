@@ -96,24 +96,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _record(name: str, port: int, models: list[str]) -> ReplicaRecord:
+def _record(name: str, port: int, models: list[str], zone: str = "zone-a") -> ReplicaRecord:
     return ReplicaRecord(
-        name=name, zone="zone-a", region="local", slot=0, host="127.0.0.1",
+        name=name, zone=zone, region="local", slot=0, host="127.0.0.1",
         http_port=port, grpc_port=port, metrics_port=port, pid=None, models=models, workdir="/tmp",
     )  # fmt: skip
 
 
 @asynccontextmanager
-async def router_env(tmp_path: Path, replicas: list[tuple[str, int | None, list[str]]], **opts):
-    """Router client over fakes; replicas = [(name, port or None for a fake, models)]."""
+async def router_env(tmp_path: Path, replicas: list[tuple], **opts):
+    """Router client over fakes; replicas = [(name, port or None for a fake, models[, zone])]."""
     fakes: dict[str, FakeReplica] = {}
     records = []
-    for name, port, models in replicas:
+    for name, port, models, *zone in replicas:
         if port is None:
             fake = fakes[name] = FakeReplica(name)
             await fake.start()
             port = fake.port
-        records.append(_record(name, port, models))
+        records.append(_record(name, port, models, *zone))
     state_path = tmp_path / "state.json"
     write_state(state_path, FleetState(replicas=records))
     options = RouterOptions(state_path=state_path, api_token=TOKEN, **opts)
@@ -515,5 +515,85 @@ def test_health_and_metrics_endpoints(tmp_path):
                 'fleetpilot_router_requests_total{code="200",model="classifier-small",priority="standard",route="infer"} 1.0'
                 in text
             )
+
+    run(scenario())
+
+
+def test_zone_preference_spills_when_saturated(tmp_path):
+    two_zones = [("replica-a", None, CLS, "zone-a"), ("replica-b", None, CLS, "zone-b")]
+
+    async def scenario():
+        async with router_env(tmp_path, two_zones, local_zone="zone-a", spill_inflight_per_replica=4) as (
+            client,
+            router,
+            fakes,
+        ):
+            url = "/v2/models/classifier-small/infer"
+
+            async def served_by(n: int, headers: dict | None = None) -> list[str]:
+                out = []
+                for _ in range(n):
+                    resp = await client.post(url, data=INFER_BODY, headers=headers or {})
+                    assert resp.status == 200
+                    out.append(resp.headers["X-Fleetpilot-Replica"])
+                return out
+
+            # local_zone applies without a header; X-Client-Zone overrides it.
+            assert set(await served_by(10)) == {"replica-a"}
+            assert set(await served_by(10, {"X-Client-Zone": "zone-b"})) == {"replica-b"}
+
+            # Hold one request on replica-a: zone-a has 1 in flight per replica, below 4: it stays.
+            fakes["replica-a"].gate = asyncio.Event()
+            held = asyncio.create_task(client.post(url, data=INFER_BODY))
+            while router.registry.replicas["replica-a"].inflight < 1:
+                await asyncio.sleep(0.005)
+            state = await (await client.get("/admin/state", headers=AUTH)).json()
+            assert state["zones"]["zone-a"] == {
+                "replicas_in_rotation": 1,
+                "inflight": 1,
+                "inflight_per_replica": 1.0,
+            }
+            # Lower the threshold live to 1: zone-a is saturated, its requests spill to zone-b.
+            resp = await client.put("/admin/thresholds", json={"spill_inflight_per_replica": 1}, headers=AUTH)
+            assert resp.status == 200
+            assert (await resp.json())["thresholds"]["spill_inflight_per_replica"] == 1.0
+            assert set(await served_by(6)) == {"replica-b"}
+            fakes["replica-a"].gate.set()
+            assert (await held).headers["X-Fleetpilot-Replica"] == "replica-a"
+            assert set(await served_by(5)) == {"replica-a"}  # nothing in flight: back home
+
+            # A zone no replica is in spills with a bounded label.
+            assert len(await served_by(2, {"X-Client-Zone": "mars-1"})) == 2
+            text = await (await client.get("/metrics")).text()
+            assert 'fleetpilot_router_zone_spills_total{from_zone="zone-a",reason="saturated"} 6.0' in text
+            assert 'fleetpilot_router_zone_spills_total{from_zone="other",reason="no_replica"} 2.0' in text
+            assert "mars-1" not in text
+
+            resp = await client.put(
+                "/admin/thresholds", json={"spill_inflight_per_replica": -1}, headers=AUTH
+            )
+            assert resp.status == 400
+            assert "spill_inflight_per_replica = -1" in (await resp.json())["error"]
+            resp = await client.put("/admin/thresholds", json={"local_zone": "zone-b"}, headers=AUTH)
+            assert (await resp.json())["thresholds"]["local_zone"] == "zone-b"
+            assert set(await served_by(4)) == {"replica-b"}
+
+    run(scenario())
+
+
+def test_zone_failover_leaves_the_zone_when_its_replica_refuses(tmp_path):
+    dead = _free_port()  # nothing listens: connection refused
+
+    async def scenario():
+        replicas = [("replica-a", dead, CLS, "zone-a"), ("replica-b", None, CLS, "zone-b")]
+        async with router_env(tmp_path, replicas, retries=1) as (client, router, _f):
+            router.registry.replicas["replica-a"].healthy = True  # as if its health check had passed
+            resp = await client.post(
+                "/v2/models/classifier-small/infer", data=INFER_BODY, headers={"X-Client-Zone": "zone-a"}
+            )
+            assert resp.status == 200
+            assert resp.headers["X-Fleetpilot-Replica"] == "replica-b"
+            text = await (await client.get("/metrics")).text()
+            assert 'fleetpilot_router_zone_spills_total{from_zone="zone-a",reason="no_replica"} 1.0' in text
 
     run(scenario())

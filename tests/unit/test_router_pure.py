@@ -72,6 +72,84 @@ def test_inflight_normalised_by_weight():
     assert balancer._load(Candidate("x", 3, 6)) < balancer._load(Candidate("y", 1, 3))
 
 
+# --- zone preference and spill-over ------------------------------------------------------------
+def _zc(spec: str) -> list[Candidate]:
+    """'a1:zone-a:w=1:i=3 ...' -> candidates (name, zone, weight, in-flight)."""
+    out = []
+    for item in spec.split():
+        name, zone, w, i = item.split(":")
+        out.append(Candidate(name, float(w[2:]), int(i[2:]), zone))
+    return out
+
+
+@pytest.mark.parametrize(
+    "spec, zone, threshold, expected_names, spill",
+    [
+        # no zone asked for: every candidate, never a spill
+        ("a1:zone-a:w=1:i=9 b1:zone-b:w=1:i=0", "", 1.0, ["a1", "b1"], ""),
+        # the zone's own replicas while below the threshold
+        ("a1:zone-a:w=1:i=0 a2:zone-a:w=1:i=1 b1:zone-b:w=1:i=0", "zone-a", 2.0, ["a1", "a2"], ""),
+        # mean in-flight (1+2)/2 = 1.5 < 2: stays
+        ("a1:zone-a:w=1:i=1 a2:zone-a:w=1:i=2 b1:zone-b:w=1:i=0", "zone-a", 2.0, ["a1", "a2"], ""),
+        # mean (2+2)/2 = 2 >= 2: saturated, spills to all (the saturated zone stays a candidate)
+        (
+            "a1:zone-a:w=1:i=2 a2:zone-a:w=1:i=2 b1:zone-b:w=1:i=0",
+            "zone-a",
+            2.0,
+            ["a1", "a2", "b1"],
+            "saturated",
+        ),
+        # per replica, not per unit of weight: weight 100 does not hide 8 in flight
+        ("a1:zone-a:w=100:i=8 b1:zone-b:w=100:i=0", "zone-a", 8.0, ["a1", "b1"], "saturated"),
+        # a drained replica (weight 0) neither counts nor is a zone candidate
+        (
+            "a1:zone-a:w=0:i=0 a2:zone-a:w=1:i=3 b1:zone-b:w=1:i=0",
+            "zone-a",
+            2.0,
+            ["a1", "a2", "b1"],
+            "saturated",
+        ),
+        ("a1:zone-a:w=0:i=0 a2:zone-a:w=1:i=1 b1:zone-b:w=1:i=0", "zone-a", 2.0, ["a2"], ""),
+        # every zone replica drained, or none in the zone at all: spill, no_replica
+        ("a1:zone-a:w=0:i=0 b1:zone-b:w=1:i=0", "zone-a", 2.0, ["a1", "b1"], "no_replica"),
+        ("a1:zone-a:w=1:i=0 b1:zone-b:w=1:i=0", "zone-c", 2.0, ["a1", "b1"], "no_replica"),
+        # threshold 0: any zone is saturated, so no preference at all
+        ("a1:zone-a:w=1:i=0 b1:zone-b:w=1:i=0", "zone-a", 0.0, ["a1", "b1"], "saturated"),
+        # a saturated zone-b client still spills even when zone-a is saturated too
+        ("a1:zone-a:w=1:i=5 b1:zone-b:w=1:i=5", "zone-b", 4.0, ["a1", "b1"], "saturated"),
+    ],
+)
+def test_zone_candidates(spec, zone, threshold, expected_names, spill):
+    cands, reason = balancer.zone_candidates(_zc(spec), zone, threshold)
+    assert [c.name for c in cands] == expected_names
+    assert reason == spill
+
+
+@pytest.mark.parametrize(
+    "spec, zone, expected",
+    [
+        ("a1:zone-a:w=1:i=1 a2:zone-a:w=1:i=4 b1:zone-b:w=1:i=9", "zone-a", 2.5),
+        ("a1:zone-a:w=0:i=7 a2:zone-a:w=1:i=4", "zone-a", 4.0),
+        ("a1:zone-a:w=0:i=7", "zone-a", None),
+        ("a1:zone-a:w=1:i=1", "zone-b", None),
+    ],
+)
+def test_zone_inflight_per_replica(spec, zone, expected):
+    assert balancer.zone_inflight_per_replica(_zc(spec), zone) == expected
+
+
+def test_zone_candidates_then_pick_stays_in_zone_until_saturated():
+    # zone-a holds 1 replica; sequential picks stay there until its in-flight reaches 3.
+    current: dict[str, float] = {}
+    rng = random.Random(2)
+    seen = []
+    for inflight in range(5):
+        cands = [Candidate("a1", 1, inflight, "zone-a"), Candidate("b1", 1, 0, "zone-b")]
+        zc, _ = balancer.zone_candidates(cands, "zone-a", 3.0)
+        seen.append(balancer.pick(zc, current, rng).name)
+    assert seen == ["a1", "a1", "a1", "b1", "b1"]  # at 3 and 4 in flight the less-loaded b1 wins
+
+
 # --- admission ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "header, expected",
@@ -197,6 +275,8 @@ CURRENT = {
     "max_inflight_requests": 64,
     "large_tier_model": "classifier-large",
     "default_priority": "standard",
+    "local_zone": "",
+    "spill_inflight_per_replica": 8.0,
 }
 
 
@@ -211,6 +291,11 @@ CURRENT = {
         ({"admit_below_load_ratio": []}, "admit_below_load_ratio = "),
         ({"default_priority": "gold"}, "default_priority = 'gold'"),
         ({"bogus": 1}, r"unknown field\(s\) \['bogus'\]"),
+        ({"spill_inflight_per_replica": -1}, r"spill_inflight_per_replica = -1 .*\[0, 1000000\]"),
+        ({"spill_inflight_per_replica": "2"}, "spill_inflight_per_replica = '2' is invalid"),
+        ({"spill_inflight_per_replica": float("inf")}, "spill_inflight_per_replica = inf"),
+        ({"local_zone": 3}, "local_zone = 3 is invalid"),
+        ({"local_zone": "z" * 65}, "local_zone = 'zzz.* at most 64"),
         ({}, "body must be"),
     ],
 )
@@ -228,3 +313,26 @@ def test_validate_thresholds_merges_classes():
         "max_inflight_requests": 10,
     }
     assert CURRENT["admit_below_load_ratio"]["batch"] == 0.5  # input not mutated
+
+
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        ({"spill_inflight_per_replica": 2}, {"spill_inflight_per_replica": 2.0}),
+        ({"spill_inflight_per_replica": 0}, {"spill_inflight_per_replica": 0.0}),
+        ({"local_zone": " zone-b "}, {"local_zone": "zone-b"}),
+        ({"local_zone": ""}, {"local_zone": ""}),
+    ],
+)
+def test_validate_thresholds_zone_fields(payload, expected):
+    assert validate_thresholds(payload, CURRENT) == expected
+
+
+def test_router_options_reject_bad_spill_threshold(tmp_path):
+    from serving.router.options import RouterOptions
+
+    with pytest.raises(ValueError, match="spill_inflight_per_replica = -2"):
+        RouterOptions(state_path=tmp_path / "s.json", api_token="t", spill_inflight_per_replica=-2)
+    opts = RouterOptions(state_path=tmp_path / "s.json", api_token="t", local_zone="zone-a")
+    assert opts.to_json()["local_zone"] == "zone-a"
+    assert opts.to_json()["spill_inflight_per_replica"] == 8.0
