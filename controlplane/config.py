@@ -485,6 +485,18 @@ class ControlConfig(_Section):
     replace_after_s: float = Field(
         90.0, ge=0, le=86_400, description="A replica bad this long is replaced (seconds)."
     )
+    thresholds_step_interval_s: float = Field(
+        15.0,
+        ge=0,
+        le=86_400,
+        description="Router thresholds (admission, tier, zone spill-over) move at most one step per this long (seconds).",
+    )
+    thresholds_restore_after_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="Healthy this long before a tightened router threshold is restored one step (seconds).",
+    )
     forecast: bool = Field(
         True, description="Run the load forecasters and use their p90 as the replica floor."
     )

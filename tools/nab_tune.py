@@ -9,9 +9,9 @@ scoring pass. Two tables come out:
   parameters picked there (threshold re-optimised on the held-out files, as NAB would, and also
   the tuning corpus's threshold, the stricter figure).
 
-Usage:
+Usage (the defaults in nab_detector.py are the --smooth pick):
     python tools/nab_tune.py --data ../shared/data/nab/data \
-        --labels ../shared/data/nab/labels/combined_windows.json [--top 10] [--json out.json]
+        --labels ../shared/data/nab/labels/combined_windows.json [--smooth] [--top 10] [--json out.json]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ familiar level classes: a change of pattern that is no record (an oscillation be
 levels). The two streams are combined by max.
 
 Defaults come from `tools/nab_tune.py --smooth`: a corpus-wide grid (history, margin,
-refractory, signal warm-up, z weight; context on/off, familiarity count, learning rows, level)
+refractory, signal warm-up, z weight; context off, or its reference, familiarity, learning rows)
 on the 34-file dev corpus, each point ranked by the mean over its grid neighbours, because the
 surface is jagged (one event moving in or out of a window changes a file's score by ~1); the
 same script runs the leave-one-category-out check. See the tests for the behaviour that must

@@ -19,7 +19,7 @@ class TorchQuantileMLP:
     name = "torch_mlp"
     lags = 24  # recent rows seen by the network
     days_back = 3  # previous days whose same-phase values are features
-    min_train_origins = 150
+    min_train_origins = 300  # fewer windows: the network overfits (seen on hour-long 10 s traces)
     max_train_origins = 3000
 
     def __init__(

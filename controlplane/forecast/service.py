@@ -76,6 +76,7 @@ class ModelForecast:
 
     model: str
     now_s: float
+    horizon_s: float
     series: dict[str, SeriesForecast] = field(default_factory=dict)  # metric -> forecast
 
     def p90_at(self, ahead_s: float, metric: str = "request_rate_rps") -> float | None:
@@ -89,7 +90,7 @@ class ModelForecast:
         if not math.isfinite(ahead_s) or ahead_s < 0:
             raise ValueError(f"ahead_s={ahead_s} must be a finite number >= 0 (seconds)")
         sf = self.series.get(metric)
-        if sf is None:
+        if sf is None or ahead_s > self.horizon_s:
             return None
         i = sf.index_at(self.now_s + ahead_s)
         return None if i is None else float(getattr(sf, which)[i])
@@ -121,10 +122,16 @@ def history_grid(ts_s: np.ndarray, values: np.ndarray, start_s: float, end_s: fl
 
 
 def select_and_fit(
-    values: np.ndarray, ts_s: np.ndarray, horizon_steps: int, step_s: float, now_s: float
+    values: np.ndarray,
+    ts_s: np.ndarray,
+    horizon_steps: int,
+    step_s: float,
+    now_s: float,
+    extra_steps: int = 0,
 ) -> _Selection:
     """The heavy part (pure): backtest cheap + heavy forecasters on the history, pick the best,
-    and forecast with it when it is a heavy one."""
+    and forecast with it when it is a heavy one, `extra_steps` past the horizon (the forecast is
+    reused until the next refit, so it must still reach a full horizon ahead then)."""
     fs = {**cheap_forecasters(), **heavy_forecasters(horizon_steps)}
     try:
         scores = backtest(values, ts_s, horizon_steps, fs)
@@ -133,7 +140,7 @@ def select_and_fit(
     name = select(scores)
     heavy = None
     if name not in cheap_forecasters():
-        q = fs[name].forecast(values, ts_s, horizon_steps)
+        q = fs[name].forecast(values, ts_s, horizon_steps + extra_steps)
         heavy = SeriesForecast(name, float(ts_s[-1]) + step_s, step_s, q.p50, q.p90)
     return _Selection(name, {k: s.mae for k, s in scores.items()}, now_s, heavy)
 
@@ -223,7 +230,7 @@ class ForecastService:
             if k * self.step_s > 60 and k % stride:
                 continue
             target = sf.origin_s + k * self.step_s
-            if target <= now_s:
+            if target <= now_s or target > now_s + self.horizon_steps * self.step_s:
                 continue
             rows.append(
                 {
@@ -267,9 +274,11 @@ class ForecastService:
             if sf is None:
                 if name not in cheap:
                     name = DEFAULT_FORECASTER
-                q: Quantiles = cheap[name].forecast(values, grid, self.horizon_steps)
+                # One step more than the horizon: the tick is part-way into the bucket after the
+                # last complete one, and a full horizon must still lie ahead of it.
+                q: Quantiles = cheap[name].forecast(values, grid, self.horizon_steps + 1)
                 sf = SeriesForecast(name, float(grid[-1]) + self.step_s, self.step_s, q.p50, q.p90)
-            mf = out.setdefault(model, ModelForecast(model, now_s))
+            mf = out.setdefault(model, ModelForecast(model, now_s, self.horizon_steps * self.step_s))
             mf.series[metric] = sf
             rows += self._rows(model, metric, now_s, sf, sel)
         if rows:
@@ -277,7 +286,9 @@ class ForecastService:
         return out
 
     def _start_refit(self, key, values, grid, now_s) -> None:
-        args = (values.copy(), grid.copy(), self.horizon_steps, self.step_s, now_s)
+        # Two refit periods of extra steps: the next refit may itself take a while to land.
+        extra = 2 * math.ceil(self.refit_every_s / self.step_s) + 1
+        args = (values.copy(), grid.copy(), self.horizon_steps, self.step_s, now_s, extra)
         if self._pool is None:
             self._selection[key] = select_and_fit(*args)
             return

@@ -23,12 +23,19 @@ from controlplane.actuators.router import RouterControl
 from controlplane.anomaly.combine import CombineParams, Ramp
 from controlplane.anomaly.incidents import IncidentParams
 from controlplane.anomaly.tick import EngineParams
-from controlplane.api.overrides import EffectiveOverride, Override, effective_overrides, override_for
+from controlplane.api.overrides import (
+    ALL_MODELS,
+    EffectiveOverride,
+    Override,
+    effective_overrides,
+    override_for,
+)
 from controlplane.config import Settings
 from controlplane.loop import fleet_plan
 from controlplane.loop.detect import Detector, observe
 from controlplane.loop.live import LiveView, LiveWindow, build_view
 from controlplane.loop.recorder import Recorder, action_row, utc
+from controlplane.loop.router_thresholds import RouterThresholdsStep
 from controlplane.policy import (
     Decision,
     ModelSnapshot,
@@ -191,6 +198,16 @@ class Controller:
         )
         self.rep_state: dict[str, ReplicaPolicyState] = {}
         self.route_state: dict[str, RoutingState] = {}
+        self.thresholds = RouterThresholdsStep(
+            settings,
+            router,
+            recorder,
+            tuning={
+                "step_interval_s": settings.control.thresholds_step_interval_s,
+                "restore_after_s": settings.control.thresholds_restore_after_s,
+            },
+        )
+        self.models_seen: set[str] = set()
         self.override_rows: list[Override] = []  # every override the API stored (they expire by ttl)
         self.spec_replicas: int | None = None
         self.weights: dict[str, int] = {}
@@ -252,8 +269,13 @@ class Controller:
         per_model_weights: list[dict[str, int]] = []
         replace_names: list[str] = []
         model_rows = []
+        snaps: list[ModelSnapshot] = []
+        max_by_model: dict[str, int] = {}
+        out_of_rotation: set[str] = set()
         effective = self.effective(now)
-        for model in view.models:
+        # A model seen before stays decided on (no data is a decision: hold, never scale down).
+        self.models_seen.update(view.models)
+        for model in sorted(self.models_seen):
             ov = override_for(effective, model)
             mode = ov.mode or c.mode_for(model)
             inputs = dict(
@@ -276,11 +298,13 @@ class Controller:
                 n for n, r in self.route_state[model].replicas.items() if r.bad_since_s is not None
             )
             snap = build_snapshot(model, view, **inputs, out_of_rotation=bad)
+            rcfg = replica_policy_config(self.s, model, mode, ov.pinned_replicas)
             d, self.rep_state[model] = decide_replicas(
-                snap,
-                self.rep_state.get(model) or first_state(now, snap.current_replicas),
-                replica_policy_config(self.s, model, mode, ov.pinned_replicas),
+                snap, self.rep_state.get(model) or first_state(now, snap.current_replicas), rcfg
             )
+            snaps.append(snap)
+            max_by_model[model] = rcfg.rails.max_replicas
+            out_of_rotation |= bad
             d = with_override(d, ov)
             rep_decisions.append(d)
             rdecs = [with_override(x, ov) for x in routed.decisions]
@@ -289,6 +313,20 @@ class Controller:
                 per_model_weights.append(routed.weights)
                 replace_names += list(routed.replace)
             model_rows.append(self._model_row(snap, d, mode, ov, open_by))
+
+        # Router thresholds (admission, tier, spill-over): one router-wide decision per lever.
+        ov_all = override_for(effective, ALL_MODELS)
+        t_res = self.thresholds.tick(
+            now,
+            view,
+            snaps,
+            rep_states=self.rep_state,
+            max_replicas=max_by_model,
+            mode=ov_all.mode or c.mode,
+            exclude=frozenset(out_of_rotation),
+            paused=ov_all.paused,
+        )
+        decisions += [with_override(x, ov_all) for x in t_res.decisions]
 
         target, top = fleet_plan.fleet_target(rep_decisions)
         self._record_decisions(decisions, now)
@@ -430,13 +468,19 @@ class Controller:
                     "detail": ",".join(models),
                 }
             )
+            weight = self.weights.get(name)
             rows.append(
                 {
                     "replica": name,
                     "zone": zones.get(name, lvl.zone if lvl else ""),
+                    "region": self.s.fleet.region,
                     "models": models,
-                    "spec": {"desired_state": "running", "weight": float(self.weights.get(name, 100))},
-                    "observed": {"state": state, "ready": state == "ready"},
+                    "spec": {
+                        "desired_state": "drained" if weight == 0 else "running",
+                        "weight": float(weight if weight is not None else 100),
+                        "instance_count": 0,
+                    },
+                    "observed": {"state": state, "ready": state == "ready", "pid": None, "detail": ""},
                     "weight": self.weights.get(name),
                     "open_incidents": sum(v for (m, rep), v in open_by.items() if rep == name),
                 }

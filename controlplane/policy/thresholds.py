@@ -10,7 +10,7 @@ Three levers, each an integer level (0 = the router's configured value) moved on
              tier_complexity_threshold_ratio by tier_step_ratio (fewer requests to the large
              tier), up to tier_max_ratio.
   spill      one zone over the SLO while another has headroom -> lower spill_inflight_per_replica
-             (times spill_step_factor per step, down to spill_min_inflight_per_replica) so that
+             (times spill_step_ratio per step, down to spill_min_inflight_per_replica) so that
              requests leave the slow zone sooner.
 
 Hysteresis, so a lever does not flap: it moves away from baseline only while its trigger holds,
@@ -164,7 +164,7 @@ class ThresholdConfig:
     large_tier_model: str = "classifier-large"
     # spill-over: mean in-flight requests per replica at which a zone spills
     spill_inflight_per_replica: float = 8.0
-    spill_step_factor: float = 0.5  # multiplied by this per step (ratio, 0-1 exclusive)
+    spill_step_ratio: float = 0.5  # multiplied by this per step (ratio, 0-1 exclusive)
     spill_min_inflight_per_replica: float = 1.0  # never below this (requests per replica)
     # latency bands, as p99 / SLO
     over_slo_ratio: float = 1.0  # above: over the SLO (a trigger)
@@ -202,9 +202,9 @@ class ThresholdConfig:
             f"[tier_complexity_threshold_ratio ({self.tier_complexity_threshold_ratio}), 1]",
         )
         finite("spill_inflight_per_replica", 0, 1e6, "[0, 1000000]")
-        finite("spill_step_factor", 0, 1, "(0, 1)", lo_open=True)
-        if self.spill_step_factor >= 1:
-            bad("spill_step_factor", self.spill_step_factor, "(0, 1)")
+        finite("spill_step_ratio", 0, 1, "(0, 1)", lo_open=True)
+        if self.spill_step_ratio >= 1:
+            bad("spill_step_ratio", self.spill_step_ratio, "(0, 1)")
         finite("spill_min_inflight_per_replica", 0, 1e6, "(0, 1000000]", lo_open=True)
         finite("over_slo_ratio", 0, 100, "(0, 100]", lo_open=True)
         finite("headroom_below_slo_ratio", 0, self.over_slo_ratio, f"(0, over_slo_ratio ({self.over_slo_ratio})]", lo_open=True)  # fmt: skip
@@ -286,13 +286,13 @@ def spill_max_level(cfg: ThresholdConfig) -> int:
     base, lo = cfg.spill_inflight_per_replica, cfg.spill_min_inflight_per_replica
     if base <= lo:
         return 0
-    return math.ceil(math.log(lo / base) / math.log(cfg.spill_step_factor) - 1e-9)
+    return math.ceil(math.log(lo / base) / math.log(cfg.spill_step_ratio) - 1e-9)
 
 
 def spill_value(level: int, cfg: ThresholdConfig) -> float:
     if level <= 0:
         return float(cfg.spill_inflight_per_replica)
-    v = cfg.spill_inflight_per_replica * cfg.spill_step_factor**level
+    v = cfg.spill_inflight_per_replica * cfg.spill_step_ratio**level
     return round(max(cfg.spill_min_inflight_per_replica, v), 6)
 
 
@@ -471,9 +471,19 @@ def decide_thresholds(
         desired = values_at(old_levels, cfg)
         decisions = [
             Decision(
-                model="", ts=now, current=old_levels[k], recommended=None, final=None, mode="off",
-                actuate=False, reason_codes=[*verdicts[k].reasons, MODE_OFF], inputs=verdicts[k].inputs,
-                message=f"{FIELD_OF[k]}: mode off", policy=POLICY, replica=k, action="none",
+                model="",
+                ts=now,
+                current=old_levels[k],
+                recommended=None,
+                final=None,
+                mode="off",
+                actuate=False,
+                reason_codes=[*verdicts[k].reasons, MODE_OFF],
+                inputs=verdicts[k].inputs,
+                message=f"{FIELD_OF[k]}: mode off",
+                policy=POLICY,
+                replica=k,
+                action="none",
                 confidence_ratio=0.0,
             )  # fmt: skip
             for k in LEVERS
@@ -503,7 +513,7 @@ def decide_thresholds(
         if moves[k]:
             reasons.append(moves[k])
         moved = new_levels[k] != old_levels[k]
-        if f in changes and not moved:
+        if active and f in changes and not moved:  # (advisory: the router never got it, by design)
             reasons.append(ROUTER_OUT_OF_SYNC)
         reasons.append(MODE_ACTIVE if active else MODE_ADVISORY)
         st = new_states[k]

@@ -81,6 +81,7 @@ class Driver:
     name: str
     feed: ForecastFeed | None = None
     interval_s: float = 1.0  # baselines keep their own cadence (HPA 15 s, KPA 2 s) inside
+    reads_p99: bool = False  # the snapshot's p99 costs a quantile per decision: only for those who read it
 
     def decide(self, snap: ModelSnapshot) -> Decision:  # pragma: no cover - interface
         raise NotImplementedError
@@ -103,6 +104,7 @@ class FleetpilotDriver(Driver):
     def __init__(self, cfg: ReplicaPolicyConfig, feed: ForecastFeed | None, interval_s: float = 5.0):
         self.name = "fleetpilot"
         self.interval_s = interval_s  # the live loop's control.interval_s default
+        self.reads_p99 = True  # its latency path
         self.cfg = cfg
         self.state = ReplicaPolicyState()
         self.feed = feed
@@ -142,7 +144,7 @@ def _recent_p99_ms(cols: list[tuple], first: int, fleet: Fleet, now_s: float, ti
     arr = np.array(rows, dtype=float)
     if arr[:, 0].sum() <= 0:
         return None
-    return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_ms(0.99, tol_ms=1.0)
+    return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_grid_ms(0.99)
 
 
 def simulate(
@@ -229,7 +231,7 @@ def simulate(
             rate_age_s=age,
             short_rate_rps=short,
             queue_len=fleet.queue_len,
-            p99_ms=_recent_p99_ms(cols, recent_start[0], fleet, end, dt),
+            p99_ms=_recent_p99_ms(cols, recent_start[0], fleet, end, dt) if driver.reads_p99 else None,
             slo_p99_ms=opts.slo_ms,
             forecast_p90_rps=feed.p90_rps if feed is not None else None,
             capacity_rps=opts.capacity_rps,

@@ -105,8 +105,10 @@ def test_refit_runs_on_schedule_in_the_background(store):
         svc.tick(now)  # starts the refit in the thread; the tick answers with the default forecaster
         svc.wait_refits(timeout_s=120)
         first = dict(svc._last_refit_s)
-        svc.tick(now + 10)  # picks up the selection; no new refit yet
+        out = svc.tick(now + 10)  # picks up the selection; no new refit yet
         assert svc._last_refit_s == first
+        # A forecast made at the refit still reaches a full horizon ahead of a later tick.
+        assert out["svc-m"].p90_at(300) is not None and out["svc-m"].p90_at(301) is None
         assert all(s.made_at_s == now for s in svc._selection.values())
         svc.tick(now + 310)  # past refit_every_s: refits again
         assert all(v == now + 310 for v in svc._last_refit_s.values())

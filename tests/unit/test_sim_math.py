@@ -221,3 +221,22 @@ def test_load_workload_rate_and_token_traces(tmp_path):
     with pytest.raises(ValueError, match="tick_s"):
         load_workload(rate, tick_s=0.0)
     assert math.isfinite(w.duration_s)
+
+
+def test_grid_quantile_agrees_with_the_exact_one():
+    rng = np.random.default_rng(4)
+    n = 12
+    lo = rng.uniform(100, 300, n)
+    w_lo = rng.uniform(0, 500, n)
+    g = LatencyGroups(
+        count=rng.uniform(1, 50, n),
+        extra_ms=np.zeros(n),
+        svc_lo_ms=lo,
+        svc_hi_ms=lo * 1.5,
+        p0=rng.uniform(0, 1, n),
+        wait_lo_ms=w_lo,
+        wait_hi_ms=w_lo + rng.uniform(0, 1000, n),
+    )
+    exact = g.quantile_ms(0.99)
+    top = float(np.max(g.svc_hi_ms + g.wait_hi_ms))
+    assert abs(g.quantile_grid_ms(0.99) - exact) <= top / 255 + 0.01
