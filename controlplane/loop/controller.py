@@ -111,9 +111,12 @@ def build_snapshot(
     for name in names:
         lvl = view.replicas.get(name)
         w = view.stable.get((model, name))
+        # Routing judges a replica on the short window: a recovered replica is seen as such in
+        # seconds, not after the stable window has forgotten its slow minute.
+        recent = view.short.get((model, name)) or w
         p99 = None
-        if w is not None:
-            p99 = w.p99_ms if w.p99_ms is not None else w.latency_ms
+        if recent is not None and recent.requests > 0:
+            p99 = recent.p99_ms if recent.p99_ms is not None else recent.latency_ms
         signals.append(
             ReplicaSignal(
                 name=name,

@@ -59,7 +59,7 @@ class ControllerHandle:
 class ForecastCache:
     """Latest p90 forecasts per model from controlplane.forecast.service (refreshed on its own thread)."""
 
-    def __init__(self, store: Any, step_s: float) -> None:
+    def __init__(self, store: Any, step_s: int) -> None:
         from controlplane.forecast.service import ForecastService  # noqa: PLC0415
 
         self.service = ForecastService(store, step_s=step_s)
@@ -100,7 +100,7 @@ class CapacityCache:
         if hit is not None and now - hit[0] < self.refresh_s:
             return hit[1]
         try:
-            from controlplane.capacity.store import latest_capacity  # noqa: PLC0415
+            from controlplane.capacity.telemetry import latest_capacity  # noqa: PLC0415
 
             value = latest_capacity(self.store, model)
         except Exception as exc:  # noqa: BLE001 - no curve: the policy runs reactive only
@@ -125,6 +125,7 @@ class UpRuntime:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self.forecasts: ForecastCache | None = None
         self.on_tick: Callable[[dict], None] | None = None  # the demo's live summary
 
     # ---- start -----------------------------------------------------------------------------
@@ -177,10 +178,9 @@ class UpRuntime:
             router = HttpRouterControl(
                 f"http://{s.bind_host}:{s.router.port}", s.resolved_api_token(), timeout_s=2.0
             )
-        self.forecasts = None
         if s.control.forecast:
             try:
-                self.forecasts = ForecastCache(self.store, step_s=max(10.0, s.collect.scrape_interval_s))
+                self.forecasts = ForecastCache(self.store, step_s=int(max(10, s.collect.scrape_interval_s)))
             except ImportError as exc:
                 log.warning("forecasting unavailable (%s); the replica floor is off", exc)
         self.controller = Controller(
@@ -292,6 +292,8 @@ class UpRuntime:
             t.join(timeout=max(0.1, end - time.monotonic()))
         if self.controller is not None:
             self.controller.close(timeout_s=max(0.1, end - time.monotonic()))
+        if self.forecasts is not None:
+            self.forecasts.service.close()
         if self.collector is not None and not self.collector._closed:
             try:
                 asyncio.run(self.collector.close())  # final flush of scraped samples

@@ -23,6 +23,10 @@ class UpProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 60.0) -> UpProcess:
+        self.start_background()
+        return self.wait_ready(timeout_s)
+
+    def start_background(self) -> UpProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -32,6 +36,10 @@ class UpProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
         )
+        return self
+
+    def wait_ready(self, timeout_s: float = 60.0) -> UpProcess:
+        """Until the API answers (a passive controller answers only once it leads)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

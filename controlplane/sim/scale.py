@@ -1,6 +1,6 @@
 """The scale check: a fleet of many replicas over a simulated day, driven by fleetpilot's policy.
 
-A daily cycle (peak at `replicas` x the capacity at the SLO, trough at 20 % of it) with Poisson
+A daily cycle (peak at what `replicas` replicas carry at the policy's headroom, trough at 20 % of it) with Poisson
 arrivals, replicas spread over zones and failing at random; the result says how many simulated
 seconds ran per wall second, so a longer run can be extrapolated.
 """
@@ -42,11 +42,13 @@ def scale_run(
 ) -> dict:
     opts = BenchOptions(startup_s=startup_s, zones=zones, mtbf_s=mtbf_s, seed=seed)
     cap = profile_capacity(opts.replica, opts.slo_ms, tick_s, seed=seed).capacity_rps
-    peak = replicas * cap * 0.8  # what `replicas` replicas carry at 20 % headroom
+    policy = opts.fleetpilot(max(16, 2 * replicas), cap, opts.slo_ms)
+    usable = cap * (1.0 - policy.headroom_ratio)
+    peak = replicas * usable  # what `replicas` replicas carry at the policy's headroom
     workload = diurnal_workload(peak, duration_s, tick_s, seed)
-    start = max(1, math.ceil(float(workload.intensity_rps[:60].max()) / cap / 0.8))
+    start = max(1, math.ceil(float(workload.intensity_rps[:60].max()) / usable))
     feed = ForecastFeed(forecaster_by_name(opts.forecaster), bucket_s=60.0, ahead_s=startup_s)
-    driver = FleetpilotDriver(opts.fleetpilot(max(16, 2 * replicas), cap, opts.slo_ms), feed)
+    driver = FleetpilotDriver(policy, feed)
     model = FleetModel(opts.replica, startup_s, zones, opts.cross_zone_ms, mtbf_s)
     res = simulate(
         workload,

@@ -111,7 +111,7 @@ def test_active_loop_scales_drains_replaces_and_survives_a_blackout(fleet, route
         mode="active",
         max_replicas=3,
         capacity_rps_by_model=f'{{"{MODEL}": 15}}',
-        replace_after_s=20,
+        replace_after_s=45,
         restore_after_s=4,
         scale_down_window_s=20,
         step_interval_s=10,
