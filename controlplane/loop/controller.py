@@ -18,6 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from opentelemetry.trace import Tracer
+
+from collectors.telemetry import make_tracer
 from controlplane.actuators.replicas import ReplicaProcesses
 from controlplane.actuators.router import RouterControl
 from controlplane.anomaly.combine import CombineParams, Ramp
@@ -34,6 +37,7 @@ from controlplane.config import Settings
 from controlplane.loop import fleet_plan
 from controlplane.loop.detect import Detector, observe
 from controlplane.loop.live import LiveView, LiveWindow, build_view
+from controlplane.loop.metrics import LoopMetrics
 from controlplane.loop.recorder import Recorder, action_row, utc
 from controlplane.loop.router_thresholds import RouterThresholdsStep
 from controlplane.policy import (
@@ -178,10 +182,17 @@ class Controller:
         capacity: Callable[[str], float | None] | None = None,
         scrape_interval_s: float | None = None,
         inline_ops: bool = False,  # tests: run fleet operations in the tick instead of a worker
+        metrics: LoopMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.s = settings
+        self.metrics = metrics or LoopMetrics()
+        self.tracer = tracer or make_tracer(settings.collect.otlp_endpoint)
         self.live = live
         self.recorder = recorder
+        recorder.on_action = lambda r: self.metrics.actions.labels(
+            r["actuator"], r["action"], r["outcome"]
+        ).inc()
         self.fleet_state = fleet_state
         self.processes = processes
         self.router = router
@@ -240,6 +251,26 @@ class Controller:
     # ---- the tick ----------------------------------------------------------------------------
     def tick(self, now_s: float | None = None) -> dict[str, Any]:
         now = time.time() if now_s is None else now_s
+        started = time.perf_counter()
+        try:
+            with self.tracer.start_as_current_span("loop.tick") as span:
+                report = self._tick(now)
+                span.set_attribute("decisions", len(report["decisions"]))
+        except Exception:
+            self.metrics.tick_errors.inc()
+            raise
+        m = self.metrics
+        m.tick_seconds.observe(time.perf_counter() - started)
+        for d in report["decisions"]:
+            m.decisions.labels(d.policy, d.kind, d.mode).inc()
+        for e in report["events"]:
+            m.anomaly_events.labels(e.kind).inc()
+        m.open_incidents.set(len(self.detector.open_incidents()))
+        m.recorder_pending_rows.set(self.recorder.pending())
+        m.recorder_dropped_rows.set(self.recorder.dropped_rows)
+        return report
+
+    def _tick(self, now: float) -> dict[str, Any]:
         c = self.s.control
         fleet = self.fleet_state() if self.fleet_state is not None else []
         if fleet:  # a removed or replaced replica's old scrapes must not count
@@ -276,46 +307,47 @@ class Controller:
         max_by_model: dict[str, int] = {}
         out_of_rotation: set[str] = set()
         effective = self.effective(now)
-        # A model seen before stays decided on (no data is a decision: hold, never scale down).
-        self.models_seen.update(view.models)
-        for model in sorted(self.models_seen):
-            ov = override_for(effective, model)
-            mode = ov.mode or c.mode_for(model)
-            inputs = dict(
-                now_s=now,
-                fleet=fleet,
-                spec_replicas=self.spec_replicas,
-                open_by_replica=open_by,
-                slo_p99_ms=c.slo_for(model),
-                forecast_p90_rps=self.forecast_p90(model, c.replica_startup_s),
-                capacity_rps=self.capacity(model),
-            )
-            # Routing first: a replica it takes out of rotation does not count towards the
-            # model's latency (draining a slow replica must not also add replicas).
-            routed, self.route_state[model] = decide_weights(
-                build_snapshot(model, view, **inputs),
-                self.route_state.get(model, RoutingState()),
-                routing_config(self.s, mode),
-            )
-            bad = frozenset(
-                n for n, r in self.route_state[model].replicas.items() if r.bad_since_s is not None
-            )
-            snap = build_snapshot(model, view, **inputs, out_of_rotation=bad)
-            rcfg = replica_policy_config(self.s, model, mode, ov.pinned_replicas)
-            d, self.rep_state[model] = decide_replicas(
-                snap, self.rep_state.get(model) or first_state(now, snap.current_replicas), rcfg
-            )
-            snaps.append(snap)
-            max_by_model[model] = rcfg.rails.max_replicas
-            out_of_rotation |= bad
-            d = with_override(d, ov)
-            rep_decisions.append(d)
-            rdecs = [with_override(x, ov) for x in routed.decisions]
-            decisions += [d, *rdecs]
-            if mode == "active" and not ov.paused:
-                per_model_weights.append(routed.weights)
-                replace_names += list(routed.replace)
-            model_rows.append(self._model_row(snap, d, mode, ov, open_by))
+        with self.tracer.start_as_current_span("loop.decide"):
+            # A model seen before stays decided on (no data is a decision: hold, never scale down).
+            self.models_seen.update(view.models)
+            for model in sorted(self.models_seen):
+                ov = override_for(effective, model)
+                mode = ov.mode or c.mode_for(model)
+                inputs = dict(
+                    now_s=now,
+                    fleet=fleet,
+                    spec_replicas=self.spec_replicas,
+                    open_by_replica=open_by,
+                    slo_p99_ms=c.slo_for(model),
+                    forecast_p90_rps=self.forecast_p90(model, c.replica_startup_s),
+                    capacity_rps=self.capacity(model),
+                )
+                # Routing first: a replica it takes out of rotation does not count towards the
+                # model's latency (draining a slow replica must not also add replicas).
+                routed, self.route_state[model] = decide_weights(
+                    build_snapshot(model, view, **inputs),
+                    self.route_state.get(model, RoutingState()),
+                    routing_config(self.s, mode),
+                )
+                bad = frozenset(
+                    n for n, r in self.route_state[model].replicas.items() if r.bad_since_s is not None
+                )
+                snap = build_snapshot(model, view, **inputs, out_of_rotation=bad)
+                rcfg = replica_policy_config(self.s, model, mode, ov.pinned_replicas)
+                d, self.rep_state[model] = decide_replicas(
+                    snap, self.rep_state.get(model) or first_state(now, snap.current_replicas), rcfg
+                )
+                snaps.append(snap)
+                max_by_model[model] = rcfg.rails.max_replicas
+                out_of_rotation |= bad
+                d = with_override(d, ov)
+                rep_decisions.append(d)
+                rdecs = [with_override(x, ov) for x in routed.decisions]
+                decisions += [d, *rdecs]
+                if mode == "active" and not ov.paused:
+                    per_model_weights.append(routed.weights)
+                    replace_names += list(routed.replace)
+                model_rows.append(self._model_row(snap, d, mode, ov, open_by))
 
         # Router thresholds (admission, tier, spill-over): one router-wide decision per lever.
         ov_all = override_for(effective, ALL_MODELS)
@@ -333,9 +365,12 @@ class Controller:
 
         target, top = fleet_plan.fleet_target(rep_decisions)
         self._record_decisions(decisions, now)
-        self._route(now, per_model_weights, fleet, top)
-        step = self._fleet_step(now, target, top, fleet, replace_names)
+        with self.tracer.start_as_current_span("loop.actuate") as span:
+            self._route(now, per_model_weights, fleet, top)
+            step = self._fleet_step(now, target, top, fleet, replace_names)
+            span.set_attribute("fleet_step", step.op)
         self._record_replicas(now, fleet, view, open_by)
+        self.metrics.fleet_replicas.set(len(fleet))
         self.recorder.flush()
         with self._lock:
             self.tick_count += 1

@@ -64,10 +64,14 @@ class Recorder:
         self.dropped_rows = 0
         self.written_rows = 0
         self.last_error: str | None = None
+        self.on_action = None  # called with every action row (the loop's metrics)
 
     def add(self, table: str, rows: list[dict]) -> None:
         if not rows:
             return
+        if table == "actions" and self.on_action is not None:
+            for r in rows:
+                self.on_action(r)
         with self._lock:
             buf = self._buf[table]
             buf.extend(rows)

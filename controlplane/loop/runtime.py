@@ -156,6 +156,13 @@ class UpRuntime:
             rollup_ttl_days=s.store.rollup_ttl_days,
         )
         self.live = LiveWindow(keep_s=max(180.0, 3 * s.control.stable_window_s))
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+        from collectors.telemetry import CollectorMetrics  # noqa: PLC0415
+        from controlplane.loop.metrics import LoopMetrics  # noqa: PLC0415
+
+        # One registry: the API's /metrics shows the collector's, the loop's and its own.
+        self.registry = CollectorRegistry()
         nvml = NvmlSampler.open() if s.collect.nvml else None
         self.collector = Collector(
             s.collect,
@@ -165,6 +172,7 @@ class UpRuntime:
             nvml=nvml,
             procmem=ProcMemSampler(s.fleet_state_path),
             on_chunk=self.live.add_chunk,
+            metrics=CollectorMetrics(self.registry),
         )
         recorder = Recorder(self.store)
         processes = router = None
@@ -193,6 +201,7 @@ class UpRuntime:
             forecast_p90=self.forecasts.p90 if self.forecasts else None,
             capacity=CapacityCache(self.store, s.control.capacity_rps_by_model),
             scrape_interval_s=s.collect.scrape_interval_s,
+            metrics=LoopMetrics(self.registry),
         )
         self._load_overrides()
         if self.api_enabled:
@@ -231,7 +240,10 @@ class UpRuntime:
             controller=ControllerHandle(self),
             store_lock=self.store._lock,
         )
-        self.api_handle = start_api_thread(create_app(ctx), self.settings.bind_host, self.settings.api.port)
+        from controlplane.api.metrics import ApiMetrics  # noqa: PLC0415
+
+        app = create_app(ctx, ApiMetrics(self.registry))
+        self.api_handle = start_api_thread(app, self.settings.bind_host, self.settings.api.port)
 
     def _spawn(self, name: str, fn) -> None:
         t = threading.Thread(target=fn, name=name, daemon=True)
