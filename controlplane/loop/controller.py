@@ -205,10 +205,11 @@ class Controller:
         # A change point alone (score 0.5) does not open an incident; with a robust or peer
         # deviation beside it, it does.
         self.detector = Detector(
-            EngineParams(
+            slo_ms=settings.control.slo_for,
+            params=EngineParams(
                 incidents=IncidentParams(close_after_s=close_s, cooldown_s=close_s),
                 combine=CombineParams(changepoint=Ramp(0.0, 2.0)),
-            )
+            ),
         )
         self.rep_state: dict[str, ReplicaPolicyState] = {}
         self.route_state: dict[str, RoutingState] = {}

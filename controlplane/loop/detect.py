@@ -13,6 +13,7 @@ state (open incidents, cool-downs) is carried across rebuilds.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -38,6 +39,7 @@ MODEL_METRICS: dict[str, Watch] = {
     "error_ratio": Watch(+1, 0.05),
     "cache_hit_ratio": Watch(-1, 0.1),
 }
+LATENCY_METRICS = ("latency_ms", "queue_ms")
 REPLICA_METRICS: dict[str, Watch] = {
     "memory_bytes": Watch(+1, 128 * MIB),
     "memory_growth_bytes_per_s": Watch(+1, 2 * MIB),
@@ -104,6 +106,10 @@ class Detector:
     """Stateful shell around the pure engine; one per loop."""
 
     params: EngineParams = field(default_factory=EngineParams)
+    # Latency and queue floors grow with the model's SLO: 20 ms more matters at an SLO of 50 ms,
+    # not at 2 s (a busy replica under a surge is not a faulty one).
+    slo_ms: Callable[[str], float] | None = None
+    latency_floor_slo_ratio: float = 0.02
     layout: Layout | None = None
     state: EngineState | None = None
     _keys: tuple[SeriesKey, ...] = ()
@@ -122,12 +128,19 @@ class Detector:
         old = self.state
         watches = [watch_of(k) for k in keys]
         self.layout = Layout.build(
-            list(keys), direction=[w.direction for w in watches], floor=[w.floor for w in watches]
+            list(keys),
+            direction=[w.direction for w in watches],
+            floor=[self._floor(k, w) for k, w in zip(keys, watches, strict=True)],
         )
         self.state = init_state(self.layout, self.params)
         if old is not None:
             self.state = replace(self.state, incidents=old.incidents)
         self._keys = keys
+
+    def _floor(self, key: SeriesKey, w: Watch) -> float:
+        if key.metric in LATENCY_METRICS and self.slo_ms is not None and key.model:
+            return max(w.floor, self.latency_floor_slo_ratio * self.slo_ms(key.model))
+        return w.floor
 
     def open_incidents(self) -> list[incidents.Incident]:
         return [] if self.state is None else list(self.state.incidents.open.values())

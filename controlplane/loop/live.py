@@ -28,6 +28,11 @@ CACHE_HITS = "nv_cache_num_hits_per_model"
 CACHE_MISSES = "nv_cache_num_misses_per_model"
 PENDING = "nv_inference_pending_request_count"
 LATENCY_BUCKETS = "nv_inference_first_response_histogram_ms_bucket"
+# Time to first response: for a decoupled (streaming) model Triton's request duration ends when
+# execute() hands the request to the engine, so only this histogram sees generation delays.
+FIRST_RESPONSE_SUM_MS = "nv_inference_first_response_histogram_ms_sum"
+FIRST_RESPONSE_COUNT = "nv_inference_first_response_histogram_ms_count"
+E2E_BUCKETS_S = "vllm:e2e_request_latency_seconds_bucket"  # token models: arrival to last token
 GEN_TOKENS = "vllm:generation_tokens_total"
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
@@ -78,7 +83,7 @@ def reduce_chunk(ts_s: float, target: str, zone: str, metrics, models, labels, v
     for metric, model, lab, v in zip(metrics, models, labels, values, strict=True):
         if metric not in WANTED or not math.isfinite(v):
             continue
-        le = lab.get("le", "") if metric == LATENCY_BUCKETS else ""
+        le = lab.get("le", "") if metric in (LATENCY_BUCKETS, E2E_BUCKETS_S) else ""
         key = (model, metric, le)
         out[key] = out.get(key, 0.0) + float(v)
     return TargetSample(ts_s, target, zone, out)
@@ -133,7 +138,8 @@ class WindowStats:
     cache_hit_ratio: float | None
     queue_len: float | None  # pending requests (Triton) or waiting ones (vLLM) at the window end
     tokens_per_s: float | None
-    buckets: dict[float, float] = field(default_factory=dict)  # bucket increases (to merge replicas)
+    buckets: dict[float, float] = field(default_factory=dict)  # first-response bucket increases (ms)
+    e2e_buckets: dict[float, float] = field(default_factory=dict)  # end-to-end bucket increases (ms)
 
 
 def _inc(old: TargetSample, new: TargetSample, model: str, metric: str) -> float | None:
@@ -148,6 +154,18 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+def _bucket_increases(
+    old: TargetSample, new: TargetSample, model: str, metric: str, to_ms: float
+) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for (m, name, le), v in new.values.items():
+        if m == model and name == metric:
+            d = increase(old.values.get((m, name, le), 0.0), v)
+            if d is not None:
+                out[float(le) * to_ms] = d
+    return out
+
+
 def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStats:
     dt = max(new.ts_s - old.ts_s, 1e-9)
     model_errors = _inc(old, new, model, MODEL_ERRORS) or 0.0
@@ -159,12 +177,17 @@ def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStat
     cache_hit_ratio = _ratio(hits, lookups) if lookups > 0 else None
     if cache_hit_ratio is None and total > 0 and (model, CACHE_HITS, "") in old.values:
         cache_hit_ratio = 0.0  # the cache answered before and now answers nothing: it collapsed
-    buckets: dict[float, float] = {}
-    for (m, metric, le), v in new.values.items():
-        if m == model and metric == LATENCY_BUCKETS:
-            d = increase(old.values.get((m, metric, le)), v)
-            if d is not None:
-                buckets[float(le)] = d
+    buckets = _bucket_increases(old, new, model, LATENCY_BUCKETS, 1.0)
+    e2e_buckets = _bucket_increases(old, new, model, E2E_BUCKETS_S, 1000.0)
+    first_n = _inc(old, new, model, FIRST_RESPONSE_COUNT)
+    first_ms = _inc(old, new, model, FIRST_RESPONSE_SUM_MS)
+    if first_n and first_n > 0 and first_ms is not None:
+        latency_ms: float | None = first_ms / first_n
+    else:
+        latency_ms = _ratio((_inc(old, new, model, REQUEST_US) or 0.0) / 1000.0, ok) if ok > 0 else None
+    p99s = [
+        q for q in (histogram_quantile(buckets, 0.99), histogram_quantile(e2e_buckets, 0.99)) if q is not None
+    ]
     pending = new.gauge(model, PENDING)
     waiting = new.gauge(model, WAITING)
     queue_len = None if pending is None and waiting is None else (pending or 0.0) + (waiting or 0.0)
@@ -178,13 +201,14 @@ def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStat
         requests=total,
         rate_rps=ok / dt,
         error_ratio=_ratio(failed, total),
-        latency_ms=_ratio((_inc(old, new, model, REQUEST_US) or 0.0) / 1000.0, ok) if ok > 0 else None,
+        latency_ms=latency_ms,
         queue_ms=_ratio((_inc(old, new, model, QUEUE_US) or 0.0) / 1000.0, ok) if ok > 0 else None,
-        p99_ms=histogram_quantile(buckets, 0.99),
+        p99_ms=max(p99s) if p99s else None,
         cache_hit_ratio=cache_hit_ratio,
         queue_len=queue_len,
         tokens_per_s=None if gen is None else gen / dt,
         buckets=buckets,
+        e2e_buckets=e2e_buckets,
     )
 
 
@@ -249,12 +273,16 @@ def aggregate(
     if not stable:
         return ModelAggregate(model, None, None, None, None, None, 0)
     in_rotation = [w for w in stable if w.replica not in exclude_latency] or stable
-    merged: dict[float, float] = {}
-    for w in in_rotation:
-        for le, n in w.buckets.items():
-            merged[le] = merged.get(le, 0.0) + n
-    cum = dict(sorted(merged.items()))
-    p99 = histogram_quantile(cum, 0.99) if cum else None
+    p99s = []
+    for attr in ("buckets", "e2e_buckets"):
+        merged: dict[float, float] = {}
+        for w in in_rotation:
+            for le, n in getattr(w, attr).items():
+                merged[le] = merged.get(le, 0.0) + n
+        q = histogram_quantile(merged, 0.99)
+        if q is not None:
+            p99s.append(q)
+    p99 = max(p99s) if p99s else None
     if p99 is None:
         lat = [w.latency_ms for w in in_rotation if w.latency_ms is not None]
         p99 = max(lat) if lat else None
