@@ -222,6 +222,8 @@ class ForecastService:
                 "origin_s": sf.origin_s,
                 "selected_at_s": None if sel is None else sel.made_at_s,
                 "backtest_mae": None if sel is None else sel.scores_mae.get(sf.forecaster),
+                # No lower quantile is forecast: the stored band is [p50, p90].
+                "quantiles": {"value": 0.5, "lower": 0.5, "upper": 0.9},
             }
         )
         stride = max(1, int(round(self.write_every_step_s / self.step_s)))
@@ -229,8 +231,10 @@ class ForecastService:
             # Every step for the first minute (what the loop acts on), then one per write stride.
             if k * self.step_s > 60 and k % stride:
                 continue
-            target = sf.origin_s + k * self.step_s
-            if target <= now_s or target > now_s + self.horizon_steps * self.step_s:
+            # target_ts is the start of the forecast bucket, as `ts` of the derived rate series,
+            # so forecast and actual join on it. The bucket now is filling is still written.
+            target = sf.origin_s + (k - 1) * self.step_s
+            if target + self.step_s <= now_s or target > now_s + self.horizon_steps * self.step_s:
                 continue
             rows.append(
                 {
@@ -239,7 +243,7 @@ class ForecastService:
                     "model": model,
                     "metric": metric,
                     "target_ts": target,
-                    "horizon_s": int(round(target - now_s)),
+                    "horizon_s": max(0, int(round(target - now_s))),
                     "value": float(sf.p50[k - 1]),
                     "lower": float(sf.p50[k - 1]),
                     "upper": float(sf.p90[k - 1]),

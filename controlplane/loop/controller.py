@@ -302,6 +302,7 @@ class Controller:
         decisions: list[Decision] = []
         rep_decisions: list[Decision] = []
         per_model_weights: list[dict[str, int]] = []
+        route_changes: list[Decision] = []  # routing decisions that change a weight (active)
         replace_names: list[str] = []
         model_rows = []
         snaps: list[ModelSnapshot] = []
@@ -347,6 +348,7 @@ class Controller:
                 decisions += [d, *rdecs]
                 if mode == "active" and not ov.paused:
                     per_model_weights.append(routed.weights)
+                    route_changes += [x for x in rdecs if x.actuate]
                     replace_names += list(routed.replace)
                 model_rows.append(self._model_row(snap, d, mode, ov, open_by))
 
@@ -367,7 +369,7 @@ class Controller:
         target, top = fleet_plan.fleet_target(rep_decisions)
         self._record_decisions(decisions, now)
         with self.tracer.start_as_current_span("loop.actuate") as span:
-            self._route(now, per_model_weights, fleet, top)
+            self._route(now, per_model_weights, fleet, route_changes)
             step = self._fleet_step(now, target, top, fleet, replace_names)
             span.set_attribute("fleet_step", step.op)
         self._record_replicas(now, fleet, view, open_by)
@@ -388,7 +390,9 @@ class Controller:
         }
 
     # ---- actuation ----------------------------------------------------------------------------
-    def _route(self, now: float, per_model: list[dict[str, int]], fleet, top: Decision | None) -> None:
+    def _route(self, now: float, per_model: list[dict[str, int]], fleet, changes: list[Decision]) -> None:
+        """Send the combined weights when they changed (or every WEIGHTS_REFRESH_S); the action
+        points at the first routing decision that changed a weight and carries every reason."""
         if not (self.s.control.manage_routing and self.router is not None and per_model):
             return
         weights = fleet_plan.combined_weights(per_model)
@@ -409,13 +413,16 @@ class Controller:
                 [
                     action_row(
                         now,
-                        decision_id=top.decision_id if top else "",
+                        decision_id=changes[0].decision_id if changes else "",
                         actuator="router",
                         action="set_weights",
                         mode="active",
                         model="",
                         replica="",
-                        params={"weights": weights},
+                        params={
+                            "weights": weights,
+                            "reasons": {d.replica: list(d.reason_codes) for d in changes},
+                        },
                         res=res,
                     )
                 ],

@@ -33,6 +33,10 @@ LATENCY_BUCKETS = "nv_inference_first_response_histogram_ms_bucket"
 FIRST_RESPONSE_SUM_MS = "nv_inference_first_response_histogram_ms_sum"
 FIRST_RESPONSE_COUNT = "nv_inference_first_response_histogram_ms_count"
 E2E_BUCKETS_S = "vllm:e2e_request_latency_seconds_bucket"  # token models: arrival to last token
+# Token models report their own time to first token (Triton has no first-response histogram
+# for a decoupled python model); it includes time waiting for admission to the engine.
+TTFT_SUM_S = "vllm:time_to_first_token_seconds_sum"
+TTFT_COUNT = "vllm:time_to_first_token_seconds_count"
 GEN_TOKENS = "vllm:generation_tokens_total"
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
@@ -181,8 +185,12 @@ def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStat
     e2e_buckets = _bucket_increases(old, new, model, E2E_BUCKETS_S, 1000.0)
     first_n = _inc(old, new, model, FIRST_RESPONSE_COUNT)
     first_ms = _inc(old, new, model, FIRST_RESPONSE_SUM_MS)
+    ttft_n = _inc(old, new, model, TTFT_COUNT)
+    ttft_s = _inc(old, new, model, TTFT_SUM_S)
     if first_n and first_n > 0 and first_ms is not None:
         latency_ms: float | None = first_ms / first_n
+    elif ttft_n and ttft_n > 0 and ttft_s is not None:
+        latency_ms = ttft_s * 1000.0 / ttft_n
     else:
         latency_ms = _ratio((_inc(old, new, model, REQUEST_US) or 0.0) / 1000.0, ok) if ok > 0 else None
     p99s = [

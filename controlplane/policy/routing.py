@@ -43,6 +43,9 @@ class RoutingConfig:
     restore_step_weight: int = 25  # weight given back per tick after recovery
     slow_ratio: float = 2.0  # p99 / median p99 of the peers that makes a replica slow
     slow_floor_ms: float = 5.0  # below this p99 a replica is never "slow"
+    # ... nor below this fraction of the model's SLO: under a surge replicas differ by 2x in
+    # latency while all meet the SLO, and draining one would only overload the others.
+    slow_min_slo_ratio: float = 0.5
     replace_after_s: float = 120.0  # bad this long -> flag for replacement
     restore_after_s: float = 30.0  # good this long before restoring (hysteresis)
     # At most this fraction of the replicas (at least one) may be out of rotation at once, so an
@@ -89,7 +92,9 @@ class RoutingResult:
     actuate: bool  # active mode and something changed
 
 
-def judge(rep: ReplicaSignal, peers: list[ReplicaSignal], cfg: RoutingConfig) -> list[str]:
+def judge(
+    rep: ReplicaSignal, peers: list[ReplicaSignal], cfg: RoutingConfig, slo_p99_ms: float | None = None
+) -> list[str]:
     """Why a replica is bad (empty: it is good)."""
     why = []
     if not rep.healthy:
@@ -97,7 +102,8 @@ def judge(rep: ReplicaSignal, peers: list[ReplicaSignal], cfg: RoutingConfig) ->
     if rep.open_incidents > 0:
         why.append(OPEN_INCIDENT)
     peer_p99 = [p.p99_ms for p in peers if p.p99_ms is not None and p.healthy]
-    if rep.p99_ms is not None and rep.p99_ms > cfg.slow_floor_ms and peer_p99:
+    floor_ms = max(cfg.slow_floor_ms, cfg.slow_min_slo_ratio * slo_p99_ms if slo_p99_ms else 0.0)
+    if rep.p99_ms is not None and rep.p99_ms > floor_ms and peer_p99:
         if rep.p99_ms > cfg.slow_ratio * statistics.median(peer_p99):
             why.append(SLOW_VS_PEERS)
     return why
@@ -117,13 +123,20 @@ def drain_budget(
     """The bad replicas allowed out of rotation: those already below full weight first (a drain
     in progress continues), then the worst, up to max_drained_ratio of the replicas."""
     budget = max(1, math.floor(cfg.max_drained_ratio * len(replicas)))
-    bad = [r for r in replicas if verdicts[r.name]]
+    # Out of rotation now: any replica below full weight, bad or merely not yet restored (a
+    # drained replica has no traffic, so it no longer looks bad, but it is still out).
     out_now = [
-        r for r in bad if state.replicas.get(r.name, ReplicaRoute(cfg.full_weight)).weight < cfg.full_weight
+        r
+        for r in replicas
+        if state.replicas.get(r.name, ReplicaRoute(cfg.full_weight)).weight < cfg.full_weight
     ]
-    rest = sorted((r for r in bad if r not in out_now), key=lambda r: _badness(r, verdicts[r.name]))
-    ranked = sorted(out_now, key=lambda r: _badness(r, verdicts[r.name])) + rest
-    return {r.name for r in ranked[:budget]}
+    keep = [r for r in out_now if verdicts[r.name]]  # a drain in progress may go on
+    room = max(0, budget - len(out_now))
+    rest = sorted(
+        (r for r in replicas if verdicts[r.name] and r not in out_now),
+        key=lambda r: _badness(r, verdicts[r.name]),
+    )
+    return {r.name for r in keep} | {r.name for r in rest[:room]}
 
 
 def decide_weights(
@@ -141,7 +154,10 @@ def decide_weights(
         )  # fmt: skip
         return RoutingResult(weights, (), [off], False), state
 
-    verdicts = {r.name: judge(r, [p for p in snap.replicas if p.name != r.name], cfg) for r in snap.replicas}
+    verdicts = {
+        r.name: judge(r, [p for p in snap.replicas if p.name != r.name], cfg, snap.slo_p99_ms)
+        for r in snap.replicas
+    }
     any_good = any(not v for v in verdicts.values())
     may_drain = drain_budget(snap.replicas, verdicts, state, cfg)
     new_routes: dict[str, ReplicaRoute] = {}

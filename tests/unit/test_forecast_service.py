@@ -90,7 +90,9 @@ def test_tick_forecasts_every_model_and_writes_rows(store):
     ).to_dicts()
     assert {r["metric"] for r in rows} == {"request_rate_rps", "token_rate_tps"}
     req = [r for r in rows if r["metric"] == "request_rate_rps"]
-    assert all(r["made"] == pytest.approx(now) and r["target"] > now for r in req)
+    # Targets are bucket starts: the first is the bucket holding now, then every step ahead.
+    assert req[0]["target"] == pytest.approx(now // STEP_S * STEP_S) and req[0]["horizon_s"] == 0
+    assert all(r["made"] == pytest.approx(now) and r["target"] > now - STEP_S for r in req)
     assert all(r["upper"] >= r["value"] >= 0 for r in req)
     assert max(r["horizon_s"] for r in req) <= 600
     assert json.loads(req[0]["inputs"])["step_s"] == STEP_S

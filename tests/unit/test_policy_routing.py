@@ -124,3 +124,27 @@ def test_rows_per_replica():
     row = sim.tick(ok("r0"), ok("r1", 200.0)).decisions[1].as_row()
     assert row["policy"] == "routing" and row["replica"] == "r1" and row["action"] == "drain"
     assert '"final": 75' in row["params"]
+
+
+def test_disruption_budget_counts_a_drained_replica_that_no_longer_looks_bad():
+    sim = Sim()
+    slow = ReplicaSignal("r0", healthy=True, p99_ms=200.0)
+    for _ in range(4):  # t=0..30: r0 is slow and drained to 0
+        res = sim.tick(slow, ok("r1"), ok("r2"))
+    assert res.weights["r0"] == 0
+    # t=40: r0 has no traffic now (no p99); r2 turns slow. With 3 replicas only one may be out:
+    # r2 is held at full weight until r0 is back.
+    res = sim.tick(ReplicaSignal("r0", healthy=True, p99_ms=None), ok("r1"), ReplicaSignal("r2", p99_ms=200.0))
+    assert res.weights["r2"] == 100
+    assert "drain_budget_exhausted" in next(d for d in res.decisions if d.replica == "r2").reason_codes
+
+
+@pytest.mark.parametrize(("slo_ms", "drained"), [(None, True), (1000.0, False), (100.0, True)])
+def test_slow_vs_peers_only_counts_above_half_the_slo(slo_ms, drained):
+    # r0 at 120 ms vs peers at 20 ms: 6x slower, but within half of a 1 s SLO it is not "slow".
+    snap = ModelSnapshot(
+        now_s=0.0, model="m", observed_replicas=3, ready_replicas=3, rate_rps=10.0, rate_age_s=1.0,
+        slo_p99_ms=slo_ms, replicas=(ReplicaSignal("r0", p99_ms=120.0), ok("r1"), ok("r2")),
+    )  # fmt: skip
+    res, _ = decide_weights(snap, RoutingState(), CFG)
+    assert (res.weights["r0"] < 100) is drained
