@@ -97,6 +97,22 @@ def _replay(
     )
 
 
+def pick_victim(api_url: str, names: list[str]) -> str:
+    """A replica in full rotation (slowing a drained one would show nothing)."""
+    try:
+        reps = httpx.get(f"{api_url}/v1/replicas", timeout=5).json()["replicas"]
+        full = [
+            r["replica"]
+            for r in reps
+            if r["replica"] in names and (r["weight"] is None or r["weight"] >= 100)
+        ]
+        if full:
+            return sorted(full)[0]
+    except (httpx.HTTPError, KeyError):
+        pass
+    return names[0]
+
+
 def live_line(api_url: str, t_s: float) -> tuple[str, int]:
     """One terminal line: replicas and their weights, load, p99, incidents, actions so far."""
     models = httpx.get(f"{api_url}/v1/models", timeout=5).json()["models"]
@@ -154,7 +170,7 @@ def run_demo(
                                                  work / "surge.jsonl", config), work / "surge.jsonl"))  # fmt: skip
                 typer.secho(f"t={t:5.0f}s surge: a second replay at {speed:g}x", err=True)
             if tl.slow_replica is None and t >= plan.slow_at_ratio * plan.duration_s:
-                victim = manager.state().replicas[0].name
+                victim = pick_victim(api_url, [r.name for r in manager.state().replicas])
                 manager.set_faults(victim, Faults(added_latency_ms=plan.slow_added_ms))
                 tl.slow_replica, tl.slow_injected_s = victim, time.time()
                 typer.secho(f"t={t:5.0f}s fault: {victim} slowed by {plan.slow_added_ms:g} ms", err=True)

@@ -207,7 +207,7 @@ class Controller:
         self.detector = Detector(
             slo_ms=settings.control.slo_for,
             params=EngineParams(
-                incidents=IncidentParams(close_after_s=close_s, cooldown_s=close_s),
+                incidents=IncidentParams(close_after_s=close_s, cooldown_s=close_s / 2),
                 combine=CombineParams(changepoint=Ramp(0.0, 2.0)),
             ),
         )

@@ -113,3 +113,17 @@ def test_memory_growth_slope():
     assert memory_growth_bytes_per_s(h, 4.0) == pytest.approx(40e6)
     assert abs(memory_growth_bytes_per_s(h[:3], 4.0)) < 1.0
     assert memory_growth_bytes_per_s(h[:2], 4.0) is None  # too few points
+
+
+def test_token_models_are_timed_by_time_to_first_token_and_end_to_end_histograms():
+    # A decoupled model's Triton request duration ends when execute() hands the request to the
+    # engine: 1 ms here. The engine's own TTFT (150 ms) is what a slow replica shows.
+    old = sample(0.0, {live.SUCCESS: 0, live.REQUEST_US: 0, live.TTFT_SUM_S: 0.0, live.TTFT_COUNT: 0})
+    new_vals = {live.SUCCESS: 10, live.REQUEST_US: 10 * 1000, live.TTFT_SUM_S: 1.5, live.TTFT_COUNT: 10}
+    new = TargetSample(2.0, "r0", "zone-a", {(M, k, ""): v for k, v in new_vals.items()})
+    for le, n in ((0.1, 0), (0.25, 10), (float("inf"), 10)):
+        new.values[(M, live.E2E_BUCKETS_S, str(le))] = n
+    w = window_stats(old, new, M)
+    assert w.latency_ms == pytest.approx(150.0)
+    assert 100.0 < w.p99_ms <= 250.0  # from the end-to-end buckets, in ms
+    assert all(m in live.WANTED for m in (live.TTFT_SUM_S, live.TTFT_COUNT, live.E2E_BUCKETS_S))
