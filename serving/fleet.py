@@ -310,6 +310,9 @@ class FleetManager:
             f"--http-port={rec.http_port}",
             f"--grpc-port={rec.grpc_port}",
             f"--metrics-port={rec.metrics_port}",
+            # Latency histograms (nv_inference_first_response_histogram_ms): p99 per replica and
+            # model, which the capacity fit, the SLO panels and the routing policy read.
+            "--metrics-config=histogram_latencies=true",
             "--model-control-mode=explicit",
             "--strict-readiness=true",
             "--log-verbose=0",
