@@ -24,7 +24,11 @@ def _keys(model_cls, prefix=""):
 def _flatten(d, prefix=""):
     for k, v in d.items():
         # dict-valued fields (a map per class or per model) are one key, not a section
-        if isinstance(v, dict) and k not in ("admit_below_load_ratio", "model_modes") and not k.endswith("_by_model"):
+        if (
+            isinstance(v, dict)
+            and k not in ("admit_below_load_ratio", "model_modes")
+            and not k.endswith("_by_model")
+        ):
             yield from _flatten(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}"

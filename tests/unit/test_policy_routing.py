@@ -134,7 +134,9 @@ def test_disruption_budget_counts_a_drained_replica_that_no_longer_looks_bad():
     assert res.weights["r0"] == 0
     # t=40: r0 has no traffic now (no p99); r2 turns slow. With 3 replicas only one may be out:
     # r2 is held at full weight until r0 is back.
-    res = sim.tick(ReplicaSignal("r0", healthy=True, p99_ms=None), ok("r1"), ReplicaSignal("r2", p99_ms=200.0))
+    res = sim.tick(
+        ReplicaSignal("r0", healthy=True, p99_ms=None), ok("r1"), ReplicaSignal("r2", p99_ms=200.0)
+    )
     assert res.weights["r2"] == 100
     assert "drain_budget_exhausted" in next(d for d in res.decisions if d.replica == "r2").reason_codes
 

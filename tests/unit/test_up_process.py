@@ -37,7 +37,11 @@ def test_up_without_a_fleet_then_a_passive_second_one_takes_over(tmp_path):
             time.sleep(0.2)
         assert first.status()["controller"]["tick_count"] >= 2  # ticks with no replica at all
         metrics = httpx.get(f"{url}/metrics", timeout=5).text  # one registry: loop, collector, API
-        for name in ("fleetpilot_loop_tick_seconds_count", "fleetpilot_collector_", "fleetpilot_api_requests_total"):
+        for name in (
+            "fleetpilot_loop_tick_seconds_count",
+            "fleetpilot_collector_",
+            "fleetpilot_api_requests_total",
+        ):
             assert name in metrics, name
         # The second one waits passive (it cannot own the embedded store meanwhile).
         second.start_background()
