@@ -16,6 +16,7 @@ from controlplane.store import derived as d
 from controlplane.store.derived import q
 from controlplane.store.errors import StoreUnavailable
 
+E2E_HISTOGRAM_S = "vllm:e2e_request_latency_seconds"  # token models' end-to-end latency
 FORECAST_RATE_METRICS = ("request_rate_rps",)  # as controlplane/forecast/service.py writes it
 _INCIDENT_ID = "replaceRegexpOne(event_id, '#[0-9]+$', '')"
 OPEN_LOOKBACK_S = 30 * 86400  # incidents older than this are not looked for
@@ -215,22 +216,30 @@ def last_decisions(ctx, *, now_s: float) -> dict[str, dict]:
 
 
 def latency_buckets(ctx, *, now_s: float, since_s: float) -> dict[str, list[tuple[float, float]]]:
-    """Per model, cumulative (le, count) of the first-response latency histogram over the window."""
+    """Per model, cumulative (le in ms, count) of its latency histogram over the window: Triton's
+    first-response histogram, or for token models without it (a decoupled python model has
+    none) the engine's end-to-end histogram, in seconds, converted to ms."""
     start = int((now_s - since_s) // 60 * 60)
     end = int(math.ceil(now_s / 60) * 60)
+    first, e2e = d.LATENCY_HISTOGRAM_MS + "_bucket", E2E_HISTOGRAM_S + "_bucket"
     sql = (
-        "SELECT model, toFloat64OrNull(le) AS le_f, sum(increase) AS n FROM fleet_1m"
+        "SELECT model, metric, toFloat64OrNull(le) AS le_f, sum(increase) AS n FROM fleet_1m"
         + _where(
-            f"metric = {q(d.LATENCY_HISTOGRAM_MS + '_bucket')}",
+            f"metric IN ({q(first)}, {q(e2e)})",
             f"ts >= toDateTime({start}, 'UTC')",
             f"ts < toDateTime({end}, 'UTC')",
         )
-        + " GROUP BY model, le_f HAVING le_f IS NOT NULL ORDER BY model, le_f"
+        + " GROUP BY model, metric, le_f HAVING le_f IS NOT NULL ORDER BY model, metric, le_f"
     )
-    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    by: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for r in query(ctx, "slo_buckets", sql):
-        out[r["model"]].append((float(r["le_f"]), float(r["n"])))
-    return dict(out)
+        scale = 1000.0 if r["metric"] == e2e else 1.0
+        by[(r["model"], r["metric"])].append((float(r["le_f"]) * scale, float(r["n"])))
+    out: dict[str, list[tuple[float, float]]] = {}
+    for (model, metric), buckets in by.items():
+        if metric == first or model not in out:
+            out[model] = buckets
+    return out
 
 
 def cost_inputs(ctx, *, now_s: float, since_s: float) -> dict[str, float | None]:

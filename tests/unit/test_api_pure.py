@@ -224,3 +224,23 @@ def test_cost_summary_prices_gpu_hours_or_replica_hours():
     )  # fmt: skip
     assert cpu["gpu_hours"] == 6 and cpu["cost"] == 6.0
     assert cpu["cost_per_1k_inferences"] is None and cpu["energy_j_per_1k_inferences"] is None
+
+
+def test_token_models_fall_back_to_their_end_to_end_histogram_for_the_slo(monkeypatch):
+    from controlplane.api import reads
+
+    rows = [
+        {"model": "chat-lm", "metric": "vllm:e2e_request_latency_seconds_bucket", "le_f": 0.5, "n": 8.0},
+        {
+            "model": "chat-lm",
+            "metric": "vllm:e2e_request_latency_seconds_bucket",
+            "le_f": float("inf"),
+            "n": 10.0,
+        },
+        {"model": "cls", "metric": "vllm:e2e_request_latency_seconds_bucket", "le_f": 1.0, "n": 1.0},
+        {"model": "cls", "metric": "nv_inference_first_response_histogram_ms_bucket", "le_f": 20.0, "n": 5.0},
+    ]
+    monkeypatch.setattr(reads, "query", lambda ctx, name, sql: rows)
+    out = reads.latency_buckets(None, now_s=3600.0, since_s=600.0)
+    assert out["chat-lm"] == [(500.0, 8.0), (float("inf"), 10.0)]  # seconds -> ms
+    assert out["cls"] == [(20.0, 5.0)]  # Triton's own histogram wins when present
