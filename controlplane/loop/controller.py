@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 PAUSED = "paused"  # reason code: an override paused actuation for this model
 PINNED = "pinned"  # reason code: an override pinned the replica count
 WEIGHTS_REFRESH_S = 30.0  # re-send weights this often: a restarted router forgets them
+# Incidents on these metrics take a replica out of rotation: requests there are slow or fail.
+# A low cache hit ratio (a new replica's cold cache warms only with traffic) or memory growth
+# (draining does not stop a leak) are for SREs and the dashboards, not the router.
+ROUTING_METRICS = frozenset({"latency_ms", "queue_ms", "error_ratio"})
 
 
 def replica_policy_config(s: Settings, model: str, mode: str, pinned: int | None) -> ReplicaPolicyConfig:
@@ -292,8 +296,12 @@ class Controller:
             self.events_total += len(events)
             self.recent_events.extend(events)
         open_by: dict[tuple[str, str], int] = {}
+        all_open: dict[tuple[str, str], int] = {}  # every open incident (what the API shows)
         for inc in self.detector.open_incidents():
-            open_by[(inc.model, inc.replica)] = open_by.get((inc.model, inc.replica), 0) + 1
+            key = (inc.model, inc.replica)
+            all_open[key] = all_open.get(key, 0) + 1
+            if inc.metric in ROUTING_METRICS:
+                open_by[key] = open_by.get(key, 0) + 1
 
         fleet = [replace(r, weight=self.weights.get(r.name)) for r in fleet]
         if not self.busy():  # no operation in flight: the spec is what runs
@@ -350,7 +358,7 @@ class Controller:
                     per_model_weights.append(routed.weights)
                     route_changes += [x for x in rdecs if x.actuate]
                     replace_names += list(routed.replace)
-                model_rows.append(self._model_row(snap, d, mode, ov, open_by))
+                model_rows.append(self._model_row(snap, d, mode, ov, all_open))
 
         # Router thresholds (admission, tier, spill-over): one router-wide decision per lever.
         ov_all = override_for(effective, ALL_MODELS)
@@ -372,7 +380,7 @@ class Controller:
             self._route(now, per_model_weights, fleet, route_changes)
             step = self._fleet_step(now, target, top, fleet, replace_names)
             span.set_attribute("fleet_step", step.op)
-        self._record_replicas(now, fleet, view, open_by)
+        self._record_replicas(now, fleet, view, all_open)
         self.metrics.fleet_replicas.set(len(fleet))
         self.recorder.flush()
         with self._lock:

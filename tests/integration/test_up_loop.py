@@ -151,12 +151,16 @@ def test_active_loop_scales_drains_replaces_and_survives_a_blackout(fleet, route
         )
         # Replaced after replace_after_s - or, when load has fallen meanwhile, removed first by a
         # scale-down (the dead replica, drained to 0, is the first one a scale-down takes).
-        gone = [
-            a
-            for a in api("/v1/actions", since_s=900)["actions"]
-            if a["action"] in ("replace", "remove") and a["replica"] == victim.name
-        ]
-        assert gone and all(a["outcome"] == "ok" for a in gone), gone
+        gone = wait_for(  # the action row reaches the store with the next tick's flush
+            lambda: [
+                a
+                for a in api("/v1/actions", since_s=900)["actions"]
+                if a["action"] in ("replace", "remove") and a["replica"] == victim.name
+            ],
+            30,
+            f"the action that took {victim.name} out",
+        )
+        assert all(a["outcome"] == "ok" for a in gone), gone
 
         # 4. Blackout: every replica frozen (no telemetry) for longer than the scale-down window.
         surge.stop()
