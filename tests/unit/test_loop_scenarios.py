@@ -232,3 +232,21 @@ def test_mode_off_makes_no_decision(mode):
     w = World(settings(mode=mode), replicas=2)
     w.step(240.0, 10)
     assert w.replicas() == 2
+
+
+def test_a_cold_cache_is_reported_but_not_drained(monkeypatch):
+    # replica-2's response cache answers nothing (a new replica's cold cache): an incident opens
+    # on cache_hit_ratio for the SREs, but only latency, queue and error incidents drain.
+    w = World(settings(), replicas=3)
+    orig = SimReplica.advance
+
+    def advance(self, model, dt_s, rate_rps, latency_ms, **kw):
+        orig(
+            self, model, dt_s, rate_rps, latency_ms, cache_hit_ratio=0.0 if self.name == "replica-2" else 0.6
+        )
+
+    monkeypatch.setattr(SimReplica, "advance", advance)
+    w.step(60.0, 30)
+    opened = [e for e in w.store.rows.get("anomaly_events", []) if e["reason_codes"][0] == "opened"]
+    assert any(e["replica"] == "replica-2" and e["metric"] == "cache_hit_ratio" for e in opened)
+    assert w.router.weights.get("replica-2", 100) == 100
