@@ -8,7 +8,6 @@ from injection to the incident the loop opens. Prints one JSON object.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def bench_faults(
 ) -> None:
     """Time-to-detect of injected faults on real replicas (JSON)."""
     from controlplane.cli.common import fleet_manager  # noqa: PLC0415
-    from controlplane.config import load_settings  # noqa: PLC0415
+    from controlplane.config import load_settings_with_env  # noqa: PLC0415
     from controlplane.loop.faultcheck import ApiEvents, SteadyLoad, run_cases  # noqa: PLC0415
     from controlplane.loop.up_process import UpProcess  # noqa: PLC0415
 
@@ -48,16 +47,7 @@ def bench_faults(
             "FLEETPILOT_COLLECT__BATCH_MAX_AGE_S": "2",
             "FLEETPILOT_CONTROL__FORECAST": "false",
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            settings = load_settings()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        settings = load_settings_with_env(env)
         manager = fleet_manager(settings)
         load = up = None
         try:

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import httpx
 
+from controlplane.demo.report import ts_s as iso_s
 from serving.faults import Faults
 from serving.router.bench import classifier_body
 
@@ -101,7 +101,7 @@ CASES = (
 
 
 def ts_s(row: dict) -> float:
-    return datetime.fromisoformat(str(row["ts"]).replace("Z", "+00:00")).timestamp()
+    return iso_s(row["ts"])
 
 
 def opened(rows: list[dict], since_s: float) -> list[dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.cli.common import fleet_manager
-from controlplane.config import Settings, load_settings
+from controlplane.config import Settings, load_settings_with_env
 from serving.fleet import FleetManager
 from serving.fleet_state import ReplicaRecord
 from serving.procs import wait_http_ok
@@ -56,16 +56,7 @@ def _test_env(data_dir: Path) -> dict[str, str]:
 def fleet(tmp_path_factory) -> RunningFleet:
     data_dir = tmp_path_factory.mktemp("fleet-data")
     env = _test_env(data_dir)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        settings = load_settings()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    settings = load_settings_with_env(env)
     manager = fleet_manager(settings)
     manager.up(2)
     running = RunningFleet(settings, manager, {**os.environ, **env})
