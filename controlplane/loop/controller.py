@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.trace import Tracer
@@ -112,7 +112,6 @@ def build_snapshot(
     out_of_rotation: frozenset[str] = frozenset(),
 ) -> ModelSnapshot:
     """Pure: one model's snapshot from the live view and the fleet."""
-    agg = view.model_aggregate(model, out_of_rotation)
     names = [r.name for r in fleet] or sorted({rep for (m, rep) in view.stable if m == model})
     zones = {r.name: r.zone for r in fleet}
     signals = []
@@ -135,21 +134,33 @@ def build_snapshot(
             )
         )
     ready = sum(1 for s in signals if s.healthy)
-    return ModelSnapshot(
+    snap = ModelSnapshot(
         now_s=now_s,
         model=model,
         observed_replicas=len(names),
         ready_replicas=ready,
-        rate_rps=agg.rate_rps,
-        rate_age_s=None if agg.newest_s is None else max(0.0, now_s - agg.newest_s),
-        short_rate_rps=agg.short_rate_rps,
-        queue_len=agg.queue_len,
-        p99_ms=agg.p99_ms,
+        rate_rps=None,
+        rate_age_s=None,
         slo_p99_ms=slo_p99_ms,
         forecast_p90_rps=forecast_p90_rps,
         capacity_rps=capacity_rps,
         spec_replicas=spec_replicas,
         replicas=tuple(signals),
+    )
+    return with_aggregate(snap, view, out_of_rotation)
+
+
+def with_aggregate(snap: ModelSnapshot, view: LiveView, out_of_rotation: frozenset[str]) -> ModelSnapshot:
+    """Pure: the snapshot's model-level load and latency, leaving out the latency of replicas
+    out of rotation (their slow minute is not the model's)."""
+    agg = view.model_aggregate(snap.model, out_of_rotation)
+    return replace(
+        snap,
+        rate_rps=agg.rate_rps,
+        rate_age_s=None if agg.newest_s is None else max(0.0, snap.now_s - agg.newest_s),
+        short_rate_rps=agg.short_rate_rps,
+        queue_len=agg.queue_len,
+        p99_ms=agg.p99_ms,
     )
 
 
@@ -170,6 +181,36 @@ def with_override(d: Decision, ov: EffectiveOverride) -> Decision:
             d, mode="advisory" if d.mode == "active" else d.mode, actuate=False, reason_codes=reasons
         )
     return replace(d, reason_codes=reasons)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one tick sees before deciding."""
+
+    fleet: list[fleet_plan.FleetReplica]  # with the weights last sent
+    view: LiveView
+    events: list  # anomaly events raised this tick
+    routing_open: dict[tuple[str, str], int]  # (model, replica) -> open incidents that drain
+    all_open: dict[tuple[str, str], int]  # (model, replica) -> every open incident (the API's)
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """One model's decisions in one tick."""
+
+    snap: ModelSnapshot  # load and latency without the replicas out of rotation
+    replicas_decision: Decision
+    routing: list[Decision]
+    weights: dict[str, int]
+    replace: list[str]  # replicas routing wants replaced
+    out_of_rotation: frozenset[str]
+    max_replicas: int
+    acting: bool  # active and not paused: its weights and replacements are applied
+    row: dict  # the API's view of the model
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return [self.replicas_decision, *self.routing]
 
 
 class Controller:
@@ -277,6 +318,62 @@ class Controller:
 
     def _tick(self, now: float) -> dict[str, Any]:
         c = self.s.control
+        seen = self._observe(now)
+        if not self.busy():  # no operation in flight: the spec is what runs
+            self.spec_replicas = len(seen.fleet) if seen.fleet else None
+        effective = self.effective(now)
+        with self.tracer.start_as_current_span("loop.decide"):
+            # A model seen before stays decided on (no data is a decision: hold, never scale down).
+            self.models_seen.update(seen.view.models)
+            outcomes = [self._decide_model(now, model, seen, effective) for model in sorted(self.models_seen)]
+        decisions = [x for o in outcomes for x in o.decisions]
+        acting = [o for o in outcomes if o.acting]
+
+        # Router thresholds (admission, tier, spill-over): one router-wide decision per lever.
+        ov_all = override_for(effective, ALL_MODELS)
+        t_res = self.thresholds.tick(
+            now,
+            seen.view,
+            [o.snap for o in outcomes],
+            rep_states=self.rep_state,
+            max_replicas={o.snap.model: o.max_replicas for o in outcomes},
+            mode=ov_all.mode or c.mode,
+            exclude=frozenset().union(*(o.out_of_rotation for o in outcomes)),
+            paused=ov_all.paused,
+        )
+        decisions += [with_override(x, ov_all) for x in t_res.decisions]
+
+        target, top = fleet_plan.fleet_target([o.replicas_decision for o in outcomes])
+        self._record_decisions(decisions, now)
+        with self.tracer.start_as_current_span("loop.actuate") as span:
+            self._route(
+                now,
+                [o.weights for o in acting],
+                seen.fleet,
+                [x for o in acting for x in o.routing if x.actuate],
+            )
+            step = self._fleet_step(now, target, top, seen.fleet, [n for o in acting for n in o.replace])
+            span.set_attribute("fleet_step", step.op)
+        self._record_replicas(now, seen.fleet, seen.view, seen.all_open)
+        self.metrics.fleet_replicas.set(len(seen.fleet))
+        self.recorder.flush()
+        with self._lock:
+            self.tick_count += 1
+            self.last_tick_s = now
+            self.model_rows = [o.row for o in outcomes]
+        return {
+            "now_s": now,
+            "models": list(seen.view.models),
+            "events": seen.events,
+            "decisions": decisions,
+            "fleet_target": target,
+            "fleet_step": step,
+            "weights": dict(self.weights),
+        }
+
+    def _observe(self, now: float) -> Observed:
+        """The fleet, the live view, this tick's anomaly events and the open incidents."""
+        c = self.s.control
         fleet = self.fleet_state() if self.fleet_state is not None else []
         if fleet:  # a removed or replaced replica's old scrapes must not count
             self.live.forget_missing({r.name for r in fleet})
@@ -295,107 +392,62 @@ class Controller:
             self.recorder.add("anomaly_events", [e.as_row() for e in events])
             self.events_total += len(events)
             self.recent_events.extend(events)
-        open_by: dict[tuple[str, str], int] = {}
-        all_open: dict[tuple[str, str], int] = {}  # every open incident (what the API shows)
+        routing_open: dict[tuple[str, str], int] = {}
+        all_open: dict[tuple[str, str], int] = {}
         for inc in self.detector.open_incidents():
             key = (inc.model, inc.replica)
             all_open[key] = all_open.get(key, 0) + 1
             if inc.metric in ROUTING_METRICS:
-                open_by[key] = open_by.get(key, 0) + 1
-
-        fleet = [replace(r, weight=self.weights.get(r.name)) for r in fleet]
-        if not self.busy():  # no operation in flight: the spec is what runs
-            self.spec_replicas = len(fleet) if fleet else None
-
-        decisions: list[Decision] = []
-        rep_decisions: list[Decision] = []
-        per_model_weights: list[dict[str, int]] = []
-        route_changes: list[Decision] = []  # routing decisions that change a weight (active)
-        replace_names: list[str] = []
-        model_rows = []
-        snaps: list[ModelSnapshot] = []
-        max_by_model: dict[str, int] = {}
-        out_of_rotation: set[str] = set()
-        effective = self.effective(now)
-        with self.tracer.start_as_current_span("loop.decide"):
-            # A model seen before stays decided on (no data is a decision: hold, never scale down).
-            self.models_seen.update(view.models)
-            for model in sorted(self.models_seen):
-                ov = override_for(effective, model)
-                mode = ov.mode or c.mode_for(model)
-                inputs = dict(
-                    now_s=now,
-                    fleet=fleet,
-                    spec_replicas=self.spec_replicas,
-                    open_by_replica=open_by,
-                    slo_p99_ms=c.slo_for(model),
-                    forecast_p90_rps=self.forecast_p90(model, c.replica_startup_s),
-                    capacity_rps=self.capacity(model),
-                )
-                # Routing first: a replica it takes out of rotation does not count towards the
-                # model's latency (draining a slow replica must not also add replicas).
-                routed, self.route_state[model] = decide_weights(
-                    build_snapshot(model, view, **inputs),
-                    self.route_state.get(model, RoutingState()),
-                    routing_config(self.s, mode),
-                )
-                bad = frozenset(
-                    n for n, r in self.route_state[model].replicas.items() if r.bad_since_s is not None
-                )
-                snap = build_snapshot(model, view, **inputs, out_of_rotation=bad)
-                rcfg = replica_policy_config(self.s, model, mode, ov.pinned_replicas)
-                d, self.rep_state[model] = decide_replicas(
-                    snap, self.rep_state.get(model) or first_state(now, snap.current_replicas), rcfg
-                )
-                snaps.append(snap)
-                max_by_model[model] = rcfg.rails.max_replicas
-                out_of_rotation |= bad
-                d = with_override(d, ov)
-                rep_decisions.append(d)
-                rdecs = [with_override(x, ov) for x in routed.decisions]
-                decisions += [d, *rdecs]
-                if mode == "active" and not ov.paused:
-                    per_model_weights.append(routed.weights)
-                    route_changes += [x for x in rdecs if x.actuate]
-                    replace_names += list(routed.replace)
-                model_rows.append(self._model_row(snap, d, mode, ov, all_open))
-
-        # Router thresholds (admission, tier, spill-over): one router-wide decision per lever.
-        ov_all = override_for(effective, ALL_MODELS)
-        t_res = self.thresholds.tick(
-            now,
-            view,
-            snaps,
-            rep_states=self.rep_state,
-            max_replicas=max_by_model,
-            mode=ov_all.mode or c.mode,
-            exclude=frozenset(out_of_rotation),
-            paused=ov_all.paused,
+                routing_open[key] = routing_open.get(key, 0) + 1
+        return Observed(
+            fleet=[replace(r, weight=self.weights.get(r.name)) for r in fleet],
+            view=view,
+            events=events,
+            routing_open=routing_open,
+            all_open=all_open,
         )
-        decisions += [with_override(x, ov_all) for x in t_res.decisions]
 
-        target, top = fleet_plan.fleet_target(rep_decisions)
-        self._record_decisions(decisions, now)
-        with self.tracer.start_as_current_span("loop.actuate") as span:
-            self._route(now, per_model_weights, fleet, route_changes)
-            step = self._fleet_step(now, target, top, fleet, replace_names)
-            span.set_attribute("fleet_step", step.op)
-        self._record_replicas(now, fleet, view, all_open)
-        self.metrics.fleet_replicas.set(len(fleet))
-        self.recorder.flush()
-        with self._lock:
-            self.tick_count += 1
-            self.last_tick_s = now
-            self.model_rows = model_rows
-        return {
-            "now_s": now,
-            "models": list(view.models),
-            "events": events,
-            "decisions": decisions,
-            "fleet_target": target,
-            "fleet_step": step,
-            "weights": dict(self.weights),
-        }
+    def _decide_model(
+        self, now: float, model: str, seen: Observed, effective: dict[str, EffectiveOverride]
+    ) -> ModelOutcome:
+        """Routing, then replicas, for one model; updates the model's policy states."""
+        c = self.s.control
+        ov = override_for(effective, model)
+        mode = ov.mode or c.mode_for(model)
+        snap = build_snapshot(
+            model,
+            seen.view,
+            now_s=now,
+            fleet=seen.fleet,
+            spec_replicas=self.spec_replicas,
+            open_by_replica=seen.routing_open,
+            slo_p99_ms=c.slo_for(model),
+            forecast_p90_rps=self.forecast_p90(model, c.replica_startup_s),
+            capacity_rps=self.capacity(model),
+        )
+        # Routing first: a replica it takes out of rotation does not count towards the model's
+        # latency (draining a slow replica must not also add replicas).
+        routed, self.route_state[model] = decide_weights(
+            snap, self.route_state.get(model, RoutingState()), routing_config(self.s, mode)
+        )
+        bad = frozenset(n for n, r in self.route_state[model].replicas.items() if r.bad_since_s is not None)
+        snap = with_aggregate(snap, seen.view, bad)
+        rcfg = replica_policy_config(self.s, model, mode, ov.pinned_replicas)
+        d, self.rep_state[model] = decide_replicas(
+            snap, self.rep_state.get(model) or first_state(now, snap.current_replicas), rcfg
+        )
+        d = with_override(d, ov)
+        return ModelOutcome(
+            snap=snap,
+            replicas_decision=d,
+            routing=[with_override(x, ov) for x in routed.decisions],
+            weights=routed.weights,
+            replace=list(routed.replace),
+            out_of_rotation=bad,
+            max_replicas=rcfg.rails.max_replicas,
+            acting=mode == "active" and not ov.paused,
+            row=self._model_row(snap, d, mode, ov, seen.all_open),
+        )
 
     # ---- actuation ----------------------------------------------------------------------------
     def _route(self, now: float, per_model: list[dict[str, int]], fleet, changes: list[Decision]) -> None:

@@ -73,15 +73,25 @@ class Recorder:
             for r in rows:
                 self.on_action(r)
         with self._lock:
-            buf = self._buf[table]
-            buf.extend(rows)
-            over = sum(len(b) for b in self._buf.values()) - self.max_buffered_rows
-            while over > 0 and buf:
-                buf.popleft()
-                over -= 1
-                self.dropped_rows += 1
-            if over >= 0 and self.dropped_rows:
-                log.error("store unavailable too long: dropped %d buffered rows so far", self.dropped_rows)
+            self._buf[table].extend(rows)
+            dropped = self._drop_oldest()
+        if dropped:
+            log.error(
+                "store unavailable too long: dropped %d buffered rows (%d so far)", dropped, self.dropped_rows
+            )
+
+    def _drop_oldest(self) -> int:
+        """Keep the buffer within its bound by dropping the oldest rows of the fullest table, so
+        one table's burst does not push out every other table's record. Call with the lock
+        held; returns the rows dropped."""
+        over = sum(len(b) for b in self._buf.values()) - self.max_buffered_rows
+        dropped = 0
+        while over > 0:
+            max(self._buf.values(), key=len).popleft()
+            over -= 1
+            dropped += 1
+        self.dropped_rows += dropped
+        return dropped
 
     def decisions(self, decisions: list[Decision]) -> None:
         self.add("decisions", [d.as_row() for d in decisions])
@@ -103,8 +113,11 @@ class Recorder:
                 )
                 continue
             with self._lock:
-                for _ in range(len(rows)):
-                    self._buf[table].popleft()
+                # Remove what was written, by identity: rows dropped from the head meanwhile
+                # (the bound, on another thread) must not make us remove unwritten rows.
+                done, buf = {id(r) for r in rows}, self._buf[table]
+                while buf and id(buf[0]) in done:
+                    buf.popleft()
             written += len(rows)
         self.written_rows += written
         return written

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -24,14 +23,9 @@ import pytest
 from controlplane.cli.router_cmd import router_options
 from serving.router.bench import classifier_body  # fresh features: the response cache cannot answer
 from serving.router.server import start_background, stop_background
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Router:
@@ -81,7 +75,7 @@ class Router:
 def router(fleet, tmp_path_factory):
     options = replace(
         router_options(fleet.settings),
-        port=_free_port(),
+        port=free_port(),
         health_check_interval_s=30.0,
         ejection_s=120.0,
         retries=2,

@@ -15,7 +15,6 @@ store can be open per process: use one `running_api` at a time.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.store import SampleBatch, Store
+from tests.support.ports import free_port as ports_free_port
 
 PORT_RANGE = range(18600, 18650)
 TOKEN = "test-token-5d1c"
@@ -360,15 +360,8 @@ def seed_store(store: Store, now_s: float) -> dict[str, Any]:
 # ---- a running API ----------------------------------------------------------------------------
 
 
-def free_port(ports=PORT_RANGE, host: str = "127.0.0.1") -> int:
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+def free_port(ports: range = PORT_RANGE, host: str = "127.0.0.1") -> int:
+    return ports_free_port(ports, host)
 
 
 @dataclass

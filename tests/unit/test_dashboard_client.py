@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import pytest
 
 from dashboards.client import ApiClient, ApiError, ApiUnavailable, error_detail
+from tests.support.ports import free_port
 
 
 def _client(handler) -> ApiClient:
@@ -17,14 +17,8 @@ def _client(handler) -> ApiClient:
     return c
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_names_url_and_reason():
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(ApiUnavailable) as err:
         ApiClient(url, timeout_s=2.0).status()
     assert err.value.url == url and url in str(err.value)

@@ -53,3 +53,20 @@ def test_recorder_keeps_rows_through_an_outage_and_bounds_the_buffer():
     store.down = False
     assert rec.flush() == 5
     assert [r["action_id"] for r in store.rows["actions"]] == ["3", "4", "5", "6", "7"]
+
+
+def test_recorder_bound_holds_across_tables_and_logs_each_drop(caplog):
+    store = ListStore()
+    store.down = True
+    rec = Recorder(store, max_buffered_rows=4)
+    rec.add("decisions", [{"i": i} for i in range(4)])  # at the bound: nothing dropped, no log
+    assert rec.dropped_rows == 0 and not caplog.records
+    # A burst on another table: the fullest table loses its oldest rows first, so the total
+    # stays bounded and neither table's record is wiped out by the other's.
+    rec.add("actions", [{"i": i} for i in range(6)])
+    assert rec.pending() == 4 and rec.dropped_rows == 6
+    assert any("dropped 6 buffered rows" in r.getMessage() for r in caplog.records)
+    store.down = False
+    assert rec.flush() == 4
+    assert [r["i"] for r in store.rows["actions"]] == [4, 5]
+    assert [r["i"] for r in store.rows["decisions"]] == [2, 3]

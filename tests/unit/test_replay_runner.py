@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -22,19 +21,9 @@ from serving.replay.payloads import Caps
 from serving.replay.results import summarize
 from serving.replay.runner import ReplayOptions, RouterUnreachable, check_router, replay
 from serving.replay.traces import TraceRequest
+from tests.support.ports import free_port
 
 PORTS = range(18300, 18350)  # this suite's share of the replay port range
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
 
 
 @dataclass
@@ -113,7 +102,7 @@ class FakeRouter:
 async def serving(fake: FakeRouter):
     runner = web.AppRunner(fake.app())
     await runner.setup()
-    port = _free_port()
+    port = free_port(PORTS)
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
@@ -202,7 +191,7 @@ def test_timeout_is_recorded_not_raised(tmp_path):
 
 
 def test_connection_refused_is_an_error_per_request(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port(PORTS)  # nothing listens there
 
     async def go():
         return await replay(_chat(3), _options(f"http://127.0.0.1:{port}"), tmp_path / "r.jsonl")
@@ -261,7 +250,7 @@ def test_check_router_passes_on_healthy_and_names_url_when_down():
     async def go():
         async with serving(FakeRouter()) as url:
             await check_router(url)
-        port = _free_port()
+        port = free_port(PORTS)
         with pytest.raises(RouterUnreachable, match=rf"router at http://127.0.0.1:{port} is unreachable"):
             await check_router(f"http://127.0.0.1:{port}", timeout_s=2.0)
 
@@ -368,7 +357,7 @@ def test_cli_table_output_and_explicit_results_file(cli, tmp_path):
 def test_cli_errors_are_clear_and_non_zero(cli, tmp_path, make_args, message):
     import re
 
-    result = cli(*make_args(tmp_path, _free_port()))
+    result = cli(*make_args(tmp_path, free_port(PORTS)))
     assert result.exit_code == 2
     assert re.search(message, result.stderr), result.stderr
     assert "Traceback" not in result.output and result.stdout == ""

@@ -7,7 +7,6 @@ Each test runs its own event loop (asyncio.run); fake replicas and the router bi
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from serving.fleet_state import FleetState, ReplicaRecord, write_state
 from serving.router.app import RouterApp
 from serving.router.options import RouterOptions
+from tests.support.ports import free_port
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -88,12 +88,6 @@ class FakeReplica:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _record(name: str, port: int, models: list[str], zone: str = "zone-a") -> ReplicaRecord:
@@ -232,7 +226,7 @@ def test_bad_priority_and_complexity_are_400(tmp_path):
 
 def test_no_healthy_replica_is_503(tmp_path):
     async def scenario():
-        dead = _free_port()  # nothing listens: health check fails, replica never in rotation
+        dead = free_port()  # nothing listens: health check fails, replica never in rotation
         async with router_env(tmp_path, [("replica-0", dead, CLS)]) as (client, router, _f):
             assert router.registry.replicas["replica-0"].healthy is False
             resp = await client.post("/v2/models/classifier-small/infer", data=INFER_BODY)
@@ -582,7 +576,7 @@ def test_zone_preference_spills_when_saturated(tmp_path):
 
 
 def test_zone_failover_leaves_the_zone_when_its_replica_refuses(tmp_path):
-    dead = _free_port()  # nothing listens: connection refused
+    dead = free_port()  # nothing listens: connection refused
 
     async def scenario():
         replicas = [("replica-a", dead, CLS, "zone-a"), ("replica-b", None, CLS, "zone-b")]

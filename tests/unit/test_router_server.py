@@ -13,12 +13,7 @@ from controlplane.config import load_settings
 from serving.procs import pid_alive
 from serving.router.options import RouterOptions
 from serving.router.server import RouterStartError, start_background, stop_background
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
 
 
 def test_router_options_from_settings(tmp_path, monkeypatch):
@@ -40,7 +35,7 @@ def test_default_priority_must_be_a_class(tmp_path):
 
 
 def test_background_start_and_stop(tmp_path):
-    opts = RouterOptions(state_path=tmp_path / "missing-state.json", api_token="s3cret", port=_free_port())
+    opts = RouterOptions(state_path=tmp_path / "missing-state.json", api_token="s3cret", port=free_port())
     run_dir = tmp_path / "router"
     bg = start_background(opts, run_dir)
     try:

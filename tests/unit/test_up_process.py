@@ -3,22 +3,16 @@ controller passive, and stops cleanly on SIGTERM (exit 0), handing the lease ove
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
 
 from controlplane.loop.up_process import UpProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
 
 
 def test_up_without_a_fleet_then_a_passive_second_one_takes_over(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         "FLEETPILOT_DATA_DIR": str(tmp_path),
         "FLEETPILOT_API__PORT": str(port),
