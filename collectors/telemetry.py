@@ -75,8 +75,13 @@ class CollectorMetrics:
         self.targets = Gauge("fleetpilot_collector_targets", "Targets owned by this shard", registry=r)
 
 
-def make_tracer(otlp_endpoint: str | None = None, exporter: SpanExporter | None = None) -> Tracer:
-    """A tracer of its own provider (the global one is left alone, so tests can run several)."""
+def make_tracer(
+    otlp_endpoint: str | None = None,
+    exporter: SpanExporter | None = None,
+    name: str = "fleetpilot.collectors",
+) -> Tracer:
+    """A tracer of its own provider (the global one is left alone, so tests can run several):
+    spans to `exporter` (tests), else OTLP/HTTP when an endpoint is set, else nowhere."""
     provider = TracerProvider()
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -85,8 +90,8 @@ def make_tracer(otlp_endpoint: str | None = None, exporter: SpanExporter | None 
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
         except ImportError:
             log.error(
-                "collect.otlp_endpoint is set but opentelemetry-exporter-otlp-proto-http is not installed; spans are not exported"
+                "an OTLP endpoint (collect.otlp_endpoint) is set but opentelemetry-exporter-otlp-proto-http is not installed; spans are not exported"
             )
         else:
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
-    return provider.get_tracer("fleetpilot.collectors")
+    return provider.get_tracer(name)
