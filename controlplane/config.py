@@ -501,6 +501,15 @@ class ControlConfig(_Section):
         True, description="Run the load forecasters and use their p90 as the replica floor."
     )
     detect: bool = Field(True, description="Run the anomaly detectors on every scrape.")
+    capacity_refit_s: float = Field(
+        900.0,
+        ge=0,
+        le=86_400,
+        description="Refit each model's capacity from stored telemetry this often (seconds; 0: never).",
+    )
+    capacity_window_s: float = Field(
+        3600.0, ge=60, le=30 * 86_400, description="Telemetry window of a capacity refit (seconds)."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ControlConfig:

@@ -7,6 +7,10 @@ vLLM-style histograms (chat-lm). Without a latency histogram the mean request ti
 p99 and the curve says so (`inputs.latency_source`): a mean under-states p99, so that capacity is
 optimistic. The points are fitted with the same isotonic model as a profiling sweep and stored
 as a `capacity_curves` row with source='telemetry'.
+
+A replica the peer detector singled out (slower or failing where its peers were not) is faulty,
+not loaded: its minutes under such an incident are left out, or one slow replica would make the
+whole model's capacity look tiny (`suspect_spans`).
 """
 
 from __future__ import annotations
@@ -27,10 +31,44 @@ def _rows(store, sql: str) -> list[dict]:
     return store.query(sql).to_dicts()
 
 
+def suspect_spans(store, model: str, start_s: float, end_s: float) -> dict[str, list[tuple[float, float]]]:
+    """Replica -> [(from_s, to_s)] of the incidents on `model` that the peer detector raised
+    between start and end; one still open runs to `end_s`."""
+    from controlplane.store.derived import q  # noqa: PLC0415
+
+    rows = _rows(
+        store,
+        "SELECT replica, JSONExtractString(inputs, 'incident_id') AS incident, "
+        "toUnixTimestamp64Milli(min(window_start)) / 1000 AS from_s, "
+        "toUnixTimestamp64Milli(max(window_end)) / 1000 AS to_s, "
+        "argMax(reason_codes[1], ts) AS last_kind "
+        f"FROM anomaly_events WHERE model = {q(model)} AND replica != '' "
+        f"AND ts >= fromUnixTimestamp64Milli({int(start_s * 1000)}) "
+        f"AND window_start < fromUnixTimestamp64Milli({int(end_s * 1000)}) "
+        "GROUP BY replica, incident HAVING countIf(position(detector, 'peer') > 0) > 0",
+    )
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        to_s = float(r["to_s"]) if r["last_kind"] == "close" else end_s
+        spans.setdefault(r["replica"], []).append((float(r["from_s"]), to_s))
+    return spans
+
+
+def _overlaps(spans: list[tuple[float, float]], from_s: float, to_s: float) -> bool:
+    return any(a < to_s and b > from_s for a, b in spans)
+
+
 def telemetry_points(
-    store, model: str, now_s: float, window_s: float, slo: Slo, step_s: int = STEP_S
+    store,
+    model: str,
+    now_s: float,
+    window_s: float,
+    slo: Slo,
+    step_s: int = STEP_S,
+    exclude: dict[str, list[tuple[float, float]]] | None = None,
 ) -> tuple[list[LoadPoint], str, list[str]]:
-    """(points, latency source, targets) for `model` over [now - window, now), one per target and minute."""
+    """(points, latency source, targets) for `model` over [now - window, now), one per target and
+    minute; a target's minutes that overlap its spans in `exclude` are left out."""
     from controlplane.store import derived  # noqa: PLC0415
 
     if window_s < step_s:
@@ -70,6 +108,8 @@ def telemetry_points(
         requests = int(round(total * step_s))
         if requests < MIN_POINT_REQUESTS or k not in lat:
             continue
+        if exclude and _overlaps(exclude.get(k[1], []), k[0], k[0] + step_s):
+            continue
         points.append(
             LoadPoint(
                 offered_rps=total,
@@ -94,6 +134,7 @@ def telemetry_curve_row(
     targets: Sequence[str],
     replica_kind: str = "telemetry",
     step_s: int = STEP_S,
+    excluded: dict[str, list[tuple[float, float]]] | None = None,
 ) -> dict:
     """The `capacity_curves` row for a telemetry fit (pure)."""
     slo = estimate.slo
@@ -116,7 +157,13 @@ def telemetry_curve_row(
         "reason": estimate.reason,
         "points": json.dumps({k: body[k] for k in ("points", "failed_points", "fitted")}),
         "inputs": json.dumps(
-            {"window_s": window_s, "step_s": step_s, "latency_source": source, "targets": list(targets)}
+            {
+                "window_s": window_s,
+                "step_s": step_s,
+                "latency_source": source,
+                "targets": list(targets),
+                "excluded_spans": excluded or {},
+            }
         ),
     }
 
@@ -131,12 +178,14 @@ def fit_from_store(
     step_s: int = STEP_S,
 ) -> CapacityEstimate:
     """Fit the capacity of one replica of `model` from the last `window_s` of telemetry and store
-    it (source='telemetry'). Replicas are pooled: they are assumed to be of one kind."""
-    points, source, targets = telemetry_points(store, model, now_s, window_s, slo, step_s)
+    it (source='telemetry'). Replicas are pooled: they are assumed to be of one kind. Minutes of
+    a replica under a peer incident are left out (and listed in the row's inputs)."""
+    spans = suspect_spans(store, model, now_s - window_s, now_s)
+    points, source, targets = telemetry_points(store, model, now_s, window_s, slo, step_s, spans)
     est = capacity_at_slo(points, slo)
     store.insert_rows(
         "capacity_curves",
-        [telemetry_curve_row(model, est, now_s, window_s, source, targets, replica_kind, step_s)],
+        [telemetry_curve_row(model, est, now_s, window_s, source, targets, replica_kind, step_s, spans)],
     )
     return est
 
@@ -144,14 +193,16 @@ def fit_from_store(
 def latest_capacity(store, model: str) -> float | None:
     """Capacity (rps per replica) of the newest curve for `model`, profile or telemetry.
 
-    A curve whose SLO held at every load seen is only a lower bound (telemetry at low traffic
-    gives tiny ones), so the newest curve that found the limit wins; a lower bound answers only
-    when no curve found one. None: no curve with a capacity > 0.
+    A curve whose SLO held at every load seen is only a lower bound, so the newest curve that
+    found the limit wins; a profile's lower bound (the sweep's load generator topped out) answers
+    only when no curve found one. A telemetry lower bound never answers: it is the load the fleet
+    happened to carry, and sizing by it would add replicas at every refit. None: no usable curve.
     """
     from controlplane.store.derived import q  # noqa: PLC0415
 
     res = store.query(
         "SELECT capacity_rps FROM capacity_curves "
-        f"WHERE model = {q(model)} AND capacity_rps > 0 ORDER BY lower_bound ASC, ts DESC LIMIT 1"
+        f"WHERE model = {q(model)} AND capacity_rps > 0 AND NOT (source = 'telemetry' AND lower_bound = 1) "
+        "ORDER BY lower_bound ASC, ts DESC LIMIT 1"
     )
     return float(res.rows[0][0]) if res.rows else None

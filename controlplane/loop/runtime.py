@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controlplane.config import Settings
+from controlplane.loop.capacity_refit import CapacityRefit
 from controlplane.loop.controller import Controller
 from controlplane.loop.fleet_plan import FleetReplica
 from controlplane.loop.lease import Lease
@@ -126,6 +127,7 @@ class UpRuntime:
         self._threads: list[threading.Thread] = []
         self._closed = False
         self.forecasts: ForecastCache | None = None
+        self.capacity_refit: CapacityRefit | None = None
         self.on_tick: Callable[[dict], None] | None = None  # the demo's live summary
 
     # ---- start -----------------------------------------------------------------------------
@@ -209,6 +211,9 @@ class UpRuntime:
         self._spawn("control-loop", self._loop)
         if self.forecasts is not None:
             self._spawn("forecasts", self._forecast_loop)
+        if s.control.capacity_refit_s > 0:
+            self.capacity_refit = CapacityRefit(self.store, s.control)
+            self._spawn("capacity-refit", self._capacity_loop)
 
     def _fleet_state(self) -> list[FleetReplica]:
         from serving.fleet_state import FleetStateError, read_state  # noqa: PLC0415
@@ -272,6 +277,12 @@ class UpRuntime:
         while not self.stopping.is_set():
             self.forecasts.refresh(time.time())
             self.stopping.wait(every_s)
+
+    def _capacity_loop(self) -> None:
+        # The first fit waits one period: at start the store holds no fresh telemetry.
+        self.capacity_refit.last_s = time.time()
+        while not self.stopping.wait(min(60.0, self.settings.control.capacity_refit_s)):
+            self.capacity_refit.tick(time.time(), [m["model"] for m in self.controller.models_view()])
 
     async def scrape_forever(self) -> None:
         interval = self.settings.collect.scrape_interval_s

@@ -119,7 +119,9 @@ def test_capacity_fit_from_telemetry_of_a_real_replica(fleet, tmp_path):
         assert est.capacity_rps > 0 and np.all(np.diff(est.curves["p99_ms"].latency_ms) >= 0), est.to_json()
         row = store.query("SELECT source, inputs FROM capacity_curves").to_dicts()
         assert row[0]["source"] == "telemetry" and source in row[0]["inputs"]
-        assert latest_capacity(store, "classifier-small") == pytest.approx(est.capacity_rps)
+        # A limit found at these loads sizes the loop; a lower bound (the SLO held at 40 rps) does not.
+        expected = None if est.lower_bound else pytest.approx(est.capacity_rps)
+        assert latest_capacity(store, "classifier-small") == expected
 
 
 # ---- chat-lm: TTFT and inter-token p99 against their bounds ------------------------------------

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 
 from controlplane.capacity.model import INTERPOLATED, Slo
-from controlplane.capacity.telemetry import MEAN_FALLBACK, fit_from_store, latest_capacity, telemetry_points
+from controlplane.capacity.telemetry import (
+    MEAN_FALLBACK,
+    fit_from_store,
+    latest_capacity,
+    suspect_spans,
+    telemetry_points,
+)
 from controlplane.store import SampleBatch, open_store
 from controlplane.store import derived as d
 
@@ -35,7 +42,7 @@ def _latency_le(rate_rps: float) -> str:
     )
 
 
-def _rows(model: str, target: str, with_histogram: bool) -> list[dict]:
+def _rows(model: str, target: str, with_histogram: bool, latency_le=None) -> list[dict]:
     rows = []
     ok = 0.0
     hist = dict.fromkeys(LES, 0.0)
@@ -45,7 +52,7 @@ def _rows(model: str, target: str, with_histogram: bool) -> list[dict]:
             ts = T0 + 60 * k + 5 + 15 * j
             n = rate * 15
             ok += n
-            le = _latency_le(rate)
+            le = (latency_le or _latency_le)(rate)
             for b in LES[LES.index(le) :]:
                 hist[b] += n
             dur_us += n * 1000.0 * float(le) / 2
@@ -71,6 +78,10 @@ def store(tmp_path_factory):
     st = open_store(f"chdb:///{tmp_path_factory.mktemp('capacity-telemetry') / 'clickhouse'}")
     st.insert_samples(SampleBatch.from_rows(_rows("tel-m", "tel-a", True)), "tel-1")
     st.insert_samples(SampleBatch.from_rows(_rows("tel-avg", "tel-b", False)), "tel-2")
+    # Two replicas of one model: one healthy at every load, one slow from the start (a fault).
+    for model in ("pair-flagged", "pair-unflagged"):
+        st.insert_samples(SampleBatch.from_rows(_rows(model, f"{model}-ok", True, lambda r: "10")), "p1")
+        st.insert_samples(SampleBatch.from_rows(_rows(model, f"{model}-slow", True, lambda r: "160")), "p2")
     yield st
     st.close()
 
@@ -124,3 +135,54 @@ def test_latest_capacity_prefers_a_found_limit_over_a_newer_lower_bound(store):
 def test_window_shorter_than_a_step_is_rejected(store):
     with pytest.raises(ValueError, match="window_s"):
         telemetry_points(store, "tel-m", T0 + 600, 30, Slo(p99_ms=50))
+
+
+def _event(model: str, replica: str, kind: str, opened_s: float, ts_s: float, detector: str) -> dict:
+    utc = lambda s: datetime.fromtimestamp(s, tz=UTC)  # noqa: E731
+    return {
+        "ts": utc(ts_s), "event_id": f"{replica}-{kind}", "detector": detector, "model": model,
+        "replica": replica, "zone": "", "metric": "latency_ms", "severity": "warning", "score": 0.9,
+        "threshold": 0.6, "observed_value": 150.0, "expected_value": 8.0, "reason_codes": [kind],
+        "inputs": json.dumps({"incident_id": f"inc-{replica}"}), "window_start": utc(opened_s),
+        "window_end": utc(ts_s),
+    }  # fmt: skip
+
+
+def test_a_replica_the_peer_detector_flagged_is_left_out_of_the_fit(store):
+    now = T0 + 600
+    store.insert_rows(
+        "anomaly_events",
+        [
+            _event("pair-flagged", "pair-flagged-slow", "open", T0 + 30, T0 + 30, "peer+robust"),
+            _event("pair-flagged", "pair-flagged-slow", "update", T0 + 30, T0 + 300, "peer"),
+            # Not the peer detector (a fleet-wide latency rise is load, and is capacity evidence):
+            _event("pair-unflagged", "pair-unflagged-slow", "open", T0 + 30, T0 + 30, "robust"),
+        ],
+    )
+    spans = suspect_spans(store, "pair-flagged", T0, now)
+    assert spans == {"pair-flagged-slow": [(T0 + 30.0, float(now))]}  # still open: to the end
+    assert suspect_spans(store, "pair-unflagged", T0, now) == {}
+
+    # The healthy replica alone: the SLO held at every load it saw (a lower bound at 20 rps).
+    flagged = fit_from_store(store, "pair-flagged", Slo(p99_ms=50), now, 600)
+    assert flagged.lower_bound and flagged.capacity_rps == pytest.approx(RATES_RPS[-1])
+    assert latest_capacity(store, "pair-flagged") is None  # the load it carried, not its limit
+    assert all(p.p99_ms < 50 for p in flagged.points_used)
+    row = store.query(
+        "SELECT inputs FROM capacity_curves WHERE model = 'pair-flagged' ORDER BY ts DESC LIMIT 1"
+    ).to_dicts()[0]
+    assert list(json.loads(row["inputs"])["excluded_spans"]) == ["pair-flagged-slow"]
+    # Unflagged, the slow replica's points are kept: the pooled fit never meets the SLO.
+    unflagged = fit_from_store(store, "pair-unflagged", Slo(p99_ms=50), now, 600)
+    assert not unflagged.lower_bound and unflagged.capacity_rps < flagged.capacity_rps
+
+
+def test_a_closed_peer_incident_excludes_only_its_minutes(store):
+    store.insert_rows(
+        "anomaly_events",
+        [
+            _event("pair-closed", "r-x", "open", T0 + 125, T0 + 125, "peer"),
+            _event("pair-closed", "r-x", "close", T0 + 125, T0 + 230, "peer"),
+        ],
+    )
+    assert suspect_spans(store, "pair-closed", T0, T0 + 600) == {"r-x": [(T0 + 125.0, T0 + 230.0)]}
