@@ -56,16 +56,29 @@ def score_series(
 ) -> np.ndarray:
     """Onset events, plus contextual-novelty events (`context=None`: onset events only)."""
     x = np.asarray(values, dtype=float)
-    out = score(x, np.asarray(timestamps), params)
-    if context is not None:
-        out = np.maximum(out, context.level * transition_events(x, context))
-    return out
+    onset_events = score(x, np.asarray(timestamps), params)
+    context_events = None if context is None else transition_events(x, context)
+    return combine_events(onset_events, context_events, params, context)
 
 
-def score_many(
-    series: list[tuple[np.ndarray, np.ndarray]],
+def combine_events(
+    onset_events: np.ndarray,
+    context_events: np.ndarray | None,
     params: OnsetParams = DEFAULT_PARAMS,
     context: ContextParams | None = DEFAULT_CONTEXT,
-) -> list[np.ndarray]:
-    """Scores for each (values, timestamps) pair; each series is scored on its own rows only."""
-    return [score_series(v, ts, params, context) for v, ts in series]
+) -> np.ndarray:
+    """Max of the two event streams, dropping a context event within `refractory_rows` after an
+    onset event: the onset alert has opened the incident, and a second alert there is at best
+    worthless to NAB (only a window's first alert counts) and outside a window a false positive.
+    An onset event is kept after a context one: a record is the stronger evidence."""
+    out = np.asarray(onset_events, dtype=float).copy()
+    if context_events is None or context is None:
+        return out
+    ctx = context.level * np.asarray(context_events, dtype=float)
+    onset_rows = np.flatnonzero(out > 0)
+    for t in np.flatnonzero(ctx > 0):
+        i = np.searchsorted(onset_rows, t, side="right")  # onset events at rows <= t
+        if i and t - onset_rows[i - 1] < params.refractory_rows:
+            continue
+        out[t] = max(out[t], ctx[t])
+    return out

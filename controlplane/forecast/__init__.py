@@ -1,6 +1,7 @@
 """Load forecasting: pure forecasters behind one registry, the fixed backtest protocol, selection."""
 
 from controlplane.forecast.anchors import StatsAnchor, anchor_forecasters
+from controlplane.forecast.blend import Blend
 from controlplane.forecast.forecasters import (
     HoltWinters,
     LastValue,
@@ -28,6 +29,7 @@ __all__ = [
     "StatsAnchor",
     "TorchQuantileMLP",
     "anchor_forecasters",
+    "Blend",
     "HoltWinters",
     "LastValue",
     "MedianEnsemble",

@@ -1,7 +1,7 @@
 """Classical anchors from statsforecast (AutoETS, AutoARIMA, MSTL) behind the forecaster interface.
 
-They are the bar our own forecasters are measured against (issue 5) and members our ensembles may
-use. Settings are the library's defaults except where a default is unusable here:
+They (and Prophet, where installed) are the bar our own forecasters are measured against (issue 5)
+and members our ensembles may use. Settings are the library's defaults except where a default is unusable here:
 - AutoARIMA is non-seasonal (season_length=1), as in NVIDIA Dynamo's planner; a seasonal ARIMA
   with a daily season of 144+ rows takes minutes per fit.
 - AutoETS gets the daily season; statsforecast's ETS drops seasonal components when the season
@@ -76,6 +76,59 @@ class StatsAnchor:
         return _finish(y_all, p50, p90)
 
 
+class ProphetAnchor:
+    """Prophet with its defaults (daily/weekly seasonality as the data allow, automatic
+    changepoints): the anchor issue 5 names beside the statsforecast ones. Optional: it is scored
+    only where the `prophet` package is installed (it is not a dependency of fleetpilot).
+    It needs timestamps; without them, or on a fit failure, the last value answers."""
+
+    name = "prophet"
+    fit_window = 2000  # rows: a fit costs ~1 s per 2000 rows
+
+    def forecast(self, values: np.ndarray, timestamps_s: np.ndarray | None, horizon_steps: int) -> Quantiles:
+        y_all = np.asarray(values, dtype=float)
+        if timestamps_s is None or len(y_all) < MIN_ROWS or np.ptp(y_all) == 0:
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        try:
+            p50, p90 = _prophet_fit_predict(
+                y_all[-self.fit_window :], np.asarray(timestamps_s, dtype=float)[-self.fit_window :], horizon_steps
+            )
+        except Exception:  # noqa: BLE001 - a library failure on one series must not stop the others
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        if not (np.all(np.isfinite(p50)) and np.all(np.isfinite(p90))):
+            return LastValue().forecast(y_all, timestamps_s, horizon_steps)
+        return _finish(y_all, p50, p90)
+
+
+def _prophet_fit_predict(y: np.ndarray, ts_s: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
+    import logging  # noqa: PLC0415
+
+    import pandas as pd  # noqa: PLC0415
+    from prophet import Prophet  # noqa: PLC0415 (slow, optional import)
+
+    for name in ("cmdstanpy", "prophet"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Future rows continue the median spacing of the recent rows (a 5-minute series stays so).
+    step_s = float(np.median(np.diff(ts_s[-50:])))
+    future_s = ts_s[-1] + step_s * np.arange(1, H + 1)
+    to_ds = lambda s: pd.to_datetime(s, unit="s")  # noqa: E731
+    model = Prophet(interval_width=0.8)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        model.fit(pd.DataFrame({"ds": to_ds(ts_s), "y": y}))
+        out = model.predict(pd.DataFrame({"ds": to_ds(future_s)}))
+    return out["yhat"].to_numpy(dtype=float), out["yhat_upper"].to_numpy(dtype=float)
+
+
+def prophet_available() -> bool:
+    import importlib.util  # noqa: PLC0415
+
+    return importlib.util.find_spec("prophet") is not None
+
+
 def anchor_forecasters() -> dict:
-    """The statsforecast anchors by name, in the order the backtest lists them."""
-    return {k: StatsAnchor(k) for k in ("auto_arima", "auto_ets", "mstl")}
+    """The anchors by name, in the order the backtest lists them; Prophet where installed."""
+    out: dict = {k: StatsAnchor(k) for k in ("auto_arima", "auto_ets", "mstl")}
+    if prophet_available():
+        out["prophet"] = ProphetAnchor()
+    return out

@@ -17,15 +17,19 @@ from controlplane.forecast import backcasts as bc
 from controlplane.forecast.forecasters import P90, LastValue, Quantiles, _finish
 
 
-def greedy_weights(preds: np.ndarray, actual: np.ndarray, rounds: int) -> np.ndarray:
+def greedy_weights(
+    preds: np.ndarray, actual: np.ndarray, rounds: int, origin_w: np.ndarray | None = None
+) -> np.ndarray:
     """Forward ensemble selection with replacement (Caruana et al. 2004): `rounds` times, add the
     member that most lowers the MAE of the running mean. preds (N, M), actual (N,) -> weights (M,)
-    in multiples of 1/rounds. Cheap in the number of members, and it keeps weights sparse."""
+    in multiples of 1/rounds. Cheap in the number of members, and it keeps weights sparse.
+    origin_w (N,) weighs the inner origins' errors (newer ones more)."""
+    w = np.ones(len(actual)) if origin_w is None else origin_w
     counts = np.zeros(preds.shape[1])
     total = np.zeros(len(actual))
     for r in range(1, rounds + 1):
         cand = (total[:, None] + preds) / r
-        err = np.abs(cand - actual[:, None]).mean(axis=0)
+        err = w @ np.abs(cand - actual[:, None])
         j = int(np.argmin(err))
         counts[j] += 1
         total += preds[:, j]
@@ -42,9 +46,7 @@ DEFAULT_MEMBERS = (
     bc.last_value,
     bc.window_mean(6),
     bc.window_median(30),
-    bc.profile("daily", 5, 6),
-    bc.profile("daily", 10, 12),
-    bc.profile("weekly", 3, 6),
+    bc.seasonal_profile,
     bc.holt_winters,
 )
 
@@ -55,6 +57,7 @@ class Blend:
     calib_origins = 400  # newest inner origins for the p90 offsets
     min_origins = 40  # fewer: the last value answers
     rounds = 10  # weights in tenths
+    half_life_origins = None  # None: every inner origin counts the same
 
     def __init__(self, members=DEFAULT_MEMBERS, name: str = "blend") -> None:
         self.members = members
@@ -74,8 +77,11 @@ class Blend:
         preds = np.stack([p for p in preds if p is not None])
         past = origins[:-1]
         W = np.empty((len(preds), H))
+        ow = None
+        if self.half_life_origins:
+            ow = 0.5 ** ((past[-1] - past) / self.half_life_origins)
         for h in range(H):
-            W[:, h] = greedy_weights(preds[:, :-1, h].T, y[past + h], self.rounds)
+            W[:, h] = greedy_weights(preds[:, :-1, h].T, y[past + h], self.rounds, ow)
         return W, past, preds
 
     def forecast(self, values: np.ndarray, timestamps_s: np.ndarray | None, horizon_steps: int) -> Quantiles:
