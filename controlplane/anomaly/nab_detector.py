@@ -3,24 +3,26 @@
 Rules are corpus-wide (no per-file setting, nothing derived from a file's length or its future):
 four robust surprise signals (value, short-run median shift, day-over-day difference, short-run
 mean |z| for variance changes), each compared with its own record over the last `history_rows`
-rows; a new record fires an event and the detector stays silent for `refractory_rows` rows.
-Non-event rows score 0; events score a quantised strength in (0.5, 1], so the corpus-wide
-threshold picks how strong an event must be.
+rows; a new record is an event. Non-event rows score 0; an event scores 1 - exp(-margin) / 2, the
+margin being how far (log ratio) the record beats its bar. So NAB's corpus-wide threshold is the
+record margin: clean noise sets a new 1,000-row record about once per 1,000 rows, mostly by a
+hair, and the threshold drops those. The margin is not a tuned parameter any more (it used to be
+`min_novelty`, and the pick swung with the tuning set).
 
-A record must beat its bar by a margin (`min_novelty`, a log ratio): clean noise sets a new
-1,000-row record about once per 1,000 rows, mostly by a hair, and those were most of the false
-alarms. A signal that has just switched on (the day-over-day one after two days) may not fire
-until it has `signal_warmup_rows` of its own history.
+After an event the detector is silent for `refractory_rows` rows, except that a weak event (margin
+below `confirm_novelty`) does not hide a stronger record right after it. A signal that has just
+switched on (the day-over-day one after two days) may not fire until it has `signal_warmup_rows`
+of its own history.
 
 A second, independent event stream (nab_context.py) fires on a never-seen step between two
 familiar level classes: a change of pattern that is no record (an oscillation between usual
-levels). The two streams are combined by max.
+levels). The streams are combined by max, and a context event within `refractory_rows` after an
+onset event is dropped (the incident is already open: see combine_events).
 
-Defaults come from `tools/nab_tune.py --smooth`: a corpus-wide grid (history, margin,
-refractory, signal warm-up, z weight; context off, or its reference, familiarity, learning rows)
-on the 34-file dev corpus, each point ranked by the mean over its grid neighbours, because the
-surface is jagged (one event moving in or out of a window changes a file's score by ~1); the
-same script runs the leave-one-category-out check. See the tests for the behaviour that must
+Defaults are the whole-corpus pick of TUNED_GRID x TUNED_CONTEXT_GRID on the 34-file dev corpus,
+each point ranked by the mean over its grid neighbours (the surface is jagged: one event moving
+in or out of a window changes a file's score by ~1); `python -m controlplane.anomaly.nab_loco`
+reruns that pick and the leave-one-category-out check. See the tests for the behaviour that must
 hold.
 """
 
@@ -36,10 +38,11 @@ NabParams = OnsetParams
 DEFAULT_PARAMS = OnsetParams(
     history_rows=1000,
     floor_z=2.0,
-    refractory_rows=80,
-    z_weight=0.7,
-    min_novelty=0.1,
+    refractory_rows=60,
+    z_weight=0.0,
+    min_novelty=0.0,
     signal_warmup_rows=150,
+    confirm_novelty=0.2,
 )
 
 
@@ -82,3 +85,27 @@ def combine_events(
             continue
         out[t] = max(out[t], ctx[t])
     return out
+
+
+def score_many(
+    series: list[tuple[np.ndarray, np.ndarray]],
+    params: OnsetParams = DEFAULT_PARAMS,
+    context: ContextParams | None = DEFAULT_CONTEXT,
+) -> list[np.ndarray]:
+    """Scores for each (values, timestamps) pair; each series is scored on its own rows only."""
+    return [score_series(v, ts, params, context) for v, ts in series]
+
+
+# The knobs a LOCO check (nab_loco.py) re-tunes, and their candidate values; the defaults above
+# are the whole-corpus pick of this grid.
+TUNED_GRID: dict[str, list] = {
+    "history_rows": [1000, 1500],
+    "refractory_rows": [60, 80, 100],
+    "confirm_novelty": [0.1, 0.2, 0.3],
+    "signal_warmup_rows": [0, 150],
+}
+TUNED_CONTEXT_GRID: dict[str, list] = {
+    "reference_rows": [300, 600],
+    "min_class_count": [3, 10],
+    "learn_rows": [1000, 1500],
+}

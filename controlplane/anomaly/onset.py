@@ -13,10 +13,14 @@ outside one, so this detector emits sparse events, not a dense surprise curve:
 2. Novelty: each signal is divided by its own maximum over the previous `history_rows` rows (never
    less than `floor_z`); a log ratio above 0 is a new record. A series that bursts every night sets
    its own bar high; a quiet one alarms on a modest change.
-3. Events: a new record (beating its bar by more than `min_novelty` in log ratio, and from a
-   signal with at least `signal_warmup_rows` rows of its own history) fires, then the detector
-   is silent for `refractory_rows` rows (an open incident does not alert again). The event's score grows with its novelty and its absolute z,
-   quantised to a few levels so one corpus-wide threshold cuts cleanly.
+3. Events: every new record is an event, scored 1 - exp(-margin) / 2 in (0.5, 1), the margin
+   being its log ratio over the bar (plus `z_weight` * log z, 0 by default), so NAB's corpus-wide
+   threshold decides how far a record must beat its bar: records by a hair, which clean noise
+   sets about once per `history_rows` rows, score just above 0.5. After an event the detector is
+   silent for `refractory_rows` rows (an open incident does not alert again), unless the event
+   was weak (margin below `confirm_novelty`) and a stronger record follows: the weak one may be
+   below the threshold, and must not hide the alert. (`min_novelty` can still drop records below
+   a margin outright; 0 by default.) Signals need `signal_warmup_rows` of their own history.
 
 Every quantity at row t uses rows <= t only (past windows, running maxima), so scoring a prefix
 gives the same numbers as scoring the whole series.
@@ -43,11 +47,12 @@ class OnsetParams:
     floor_z: float = 2.0  # the bar is never lower than this z
     refractory_rows: int = 80  # silence after an event
     warmup_rows: int = 150  # no event before this many rows
-    z_weight: float = 0.3  # how much log(z) adds to the event's strength
-    levels: int = 20  # score quantisation steps over (0.5, 1]
+    z_weight: float = 0.0  # how much log(z) adds to the event's strength (0: the margin only)
+    levels: int = 1000  # score quantisation steps over (0.5, 1]
     rel_spread_floor: float = 1e-3  # spread floor relative to the reference's range or |median|
     min_novelty: float = 0.0  # log ratio a record must beat its bar by (0: any new record fires)
     signal_warmup_rows: int = 0  # rows of a signal's own history before it may fire
+    confirm_novelty: float = 0.2  # an event this strong closes the incident to stronger ones too
 
     def __post_init__(self) -> None:
         for name in ("reference_rows", "history_rows", "refractory_rows", "levels"):
@@ -58,8 +63,9 @@ class OnsetParams:
                 raise ValueError(f"OnsetParams.{name} must be >= 0, got {getattr(self, name)}")
         if self.floor_z <= 0:
             raise ValueError(f"OnsetParams.floor_z must be > 0, got {self.floor_z}")
-        if self.min_novelty < 0:
-            raise ValueError(f"OnsetParams.min_novelty must be >= 0, got {self.min_novelty}")
+        for name in ("min_novelty", "confirm_novelty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"OnsetParams.{name} must be >= 0, got {getattr(self, name)}")
 
 
 def _past_stats(x: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -167,17 +173,28 @@ def score(values: np.ndarray, timestamps: np.ndarray, p: OnsetParams = OnsetPara
 
 
 def events(sig: dict[str, np.ndarray], p: OnsetParams = OnsetParams()) -> np.ndarray:
-    """Sparse event scores from the surprise signals (split from `score` so tuning can reuse signals)."""
+    """Sparse event scores from the surprise signals (split from `score` so tuning can reuse signals).
+
+    An event's score grows with how far its record beats the bar, so NAB's corpus-wide threshold
+    picks the record margin: no margin has to be tuned here. After an event the detector is silent
+    for `refractory_rows` rows (the incident is open), except that a weak event (margin below
+    `confirm_novelty`) does not hide a stronger record that follows it: the weak one may lie
+    below the threshold, and then the stronger one is the alert.
+    """
     n = len(next(iter(sig.values())))
     out = np.zeros(n)
     nov, z_max = novelty(sig, p)
-    strength = nov + p.z_weight * np.log(np.maximum(z_max, 1e-12))
-    level = 1.0 / (1.0 + np.exp(-strength))
-    level = np.ceil(level * p.levels) / p.levels  # a few levels: one threshold fits all files
-    quiet_until = p.warmup_rows
+    strength = np.maximum(nov, 0.0) + p.z_weight * np.log(np.maximum(z_max, 1.0))
+    level = 1.0 - 0.5 * np.exp(-strength)  # (0.5, 1), increasing, no saturation in range
+    level = np.ceil(level * p.levels) / p.levels
+    last_t, last_strength = -p.refractory_rows, 0.0
     for t in np.flatnonzero(nov > p.min_novelty):
-        if t < quiet_until:
+        if t < p.warmup_rows:
             continue
+        if t - last_t < p.refractory_rows and (
+            last_strength >= p.confirm_novelty or strength[t] <= last_strength
+        ):
+            continue  # the open incident already alerted (strongly enough)
         out[t] = min(1.0, max(level[t], 0.5 + 1.0 / p.levels))
-        quiet_until = t + p.refractory_rows
+        last_t, last_strength = t, strength[t]
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -73,8 +75,43 @@ def test_the_detector_combines_both_event_streams_and_can_drop_the_context_part(
     both = nab_detector.score_series(y, _stamps(y.size))
     onset_only = nab_detector.score_series(y, _stamps(y.size), context=None)
     ctx = nab_detector.DEFAULT_CONTEXT.level * nab_context.transition_events(y, nab_detector.DEFAULT_CONTEXT)
-    np.testing.assert_array_equal(both, np.maximum(onset_only, ctx))
+    refractory = nab_detector.DEFAULT_PARAMS.refractory_rows
+    on_rows = np.flatnonzero(onset_only > 0)
+    for t in np.flatnonzero(ctx > 0):
+        after_onset = np.any((on_rows <= t) & (on_rows > t - refractory))
+        assert both[t] == (onset_only[t] if after_onset else max(onset_only[t], ctx[t]))
+    np.testing.assert_array_equal(both[ctx == 0], onset_only[ctx == 0])  # onset events all kept
+    assert np.any(ctx > 0)  # the rule above was exercised
     assert both.min() >= 0 and both.max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("onset_rows", "context_rows", "expected_rows"),
+    [
+        ([], [500], [500]),  # a context event alone is kept
+        ([100], [130], [100]),  # within the refractory after an onset alert: dropped
+        ([100], [100 + 60], [100, 160]),  # after it: kept
+        ([130], [100], [100, 130]),  # an onset event after a context one is kept (a record)
+        ([100, 300], [90, 150, 320, 400], [90, 100, 300, 400]),
+    ],
+)
+def test_combine_drops_context_events_inside_an_open_onset_incident(onset_rows, context_rows, expected_rows):
+    p = replace(nab_detector.DEFAULT_PARAMS, refractory_rows=60)
+    on = np.zeros(600)
+    on[onset_rows] = 0.7
+    ctx = np.zeros(600)
+    ctx[context_rows] = 1.0
+    out = nab_detector.combine_events(on, ctx, p, nab_detector.DEFAULT_CONTEXT)
+    assert np.flatnonzero(out).tolist() == expected_rows
+    np.testing.assert_array_equal(nab_detector.combine_events(on, None, p, None), on)
+
+
+@pytest.mark.parametrize("cut", [1600, 2500, 4010, 4100])
+def test_combined_prefix_scores_equal_the_full_series_scores(cut):
+    y = _spiky()
+    y[4000:4060] = 100 + 10 * (-1.0) ** np.arange(60)
+    full = nab_detector.score_series(y, _stamps(y.size))
+    np.testing.assert_array_equal(nab_detector.score_series(y[:cut], _stamps(cut)), full[:cut])
 
 
 @pytest.mark.parametrize(
