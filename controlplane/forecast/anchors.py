@@ -91,7 +91,9 @@ class ProphetAnchor:
             return LastValue().forecast(y_all, timestamps_s, horizon_steps)
         try:
             p50, p90 = _prophet_fit_predict(
-                y_all[-self.fit_window :], np.asarray(timestamps_s, dtype=float)[-self.fit_window :], horizon_steps
+                y_all[-self.fit_window :],
+                np.asarray(timestamps_s, dtype=float)[-self.fit_window :],
+                horizon_steps,
             )
         except Exception:  # noqa: BLE001 - a library failure on one series must not stop the others
             return LastValue().forecast(y_all, timestamps_s, horizon_steps)

@@ -77,9 +77,10 @@ def profile(season: str = "daily", cycles: int = 5, level_rows: int = 6):
 seasonal_profile = profile()  # SeasonalProfile's settings
 
 
-def min_origin(ts, H: int) -> int:
-    """First inner origin at which the seasonal backcasts answer (two seasons and some rows)."""
-    daily, weekly = infer_seasons(ts)
+def min_origin(ts) -> int:
+    """First inner origin at which the daily seasonal backcasts answer (two seasons plus their
+    level rows, with a margin); 31 without a daily season (past window_median's 30 rows)."""
+    daily, _ = infer_seasons(ts)
     return 2 * daily + 24 if daily else 31
 
 
@@ -112,3 +113,17 @@ def holt_winters(y_all: np.ndarray, ts, origins: np.ndarray, H: int) -> np.ndarr
             pred = pred + season[t + h]  # season[t + h] was last updated one season before t + h
         out[:, h - 1] = pred
     return out
+
+
+def smoothed_level(alpha: float):
+    """Simple exponential smoothing: a level that follows shifts yet averages out row noise."""
+
+    def backcast(y: np.ndarray, ts, origins: np.ndarray, H: int) -> np.ndarray:
+        from scipy.signal import lfilter  # noqa: PLC0415
+
+        # level[t] = alpha * y[t] + (1 - alpha) * level[t - 1], started at y[0]
+        level, _ = lfilter([alpha], [1.0, alpha - 1.0], y, zi=[(1 - alpha) * y[0]])
+        return np.repeat(level[origins - 1][:, None], H, axis=1)
+
+    backcast.__name__ = f"ses_{alpha:g}"
+    return backcast

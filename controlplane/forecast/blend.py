@@ -3,7 +3,9 @@
 At each call: backcast every member at the newest `window_origins` past origins (one vectorised
 pass each, see backcasts.py), pick per step ahead convex weights by greedy forward selection on
 the MAE there, and forecast with them. p90 is conformal: p50 plus the 90% quantile of the
-blend's own h-step errors at the newest `calib_origins` origins, per step.
+blend's own h-step errors at the newest `calib_origins` origins, per step, each error divided by
+the local scale (recent row-to-row change) at its origin and the quantile multiplied by today's:
+intervals widen when the series turns bursty and narrow when it calms down.
 Why: the last value wins at step 1 on noisy series, a seasonal or smoothed level further out;
 combinations of forecasters routinely beat the best single one, and thousands of inner origins
 choose weights far more reliably than the 8 origins of the selection backtest.
@@ -42,9 +44,20 @@ def conformal_offset(residuals: np.ndarray, q: float) -> float:
     return float(np.quantile(residuals, min(1.0, q * (1 + 1 / n))))
 
 
+def local_scale(y: np.ndarray, origins: np.ndarray, rows: int) -> np.ndarray:
+    """Mean absolute row-to-row change over the `rows` rows before each origin, floored at a tenth
+    of its overall mean: errors are larger where the series is busier or burstier right now."""
+    d = np.r_[0.0, np.abs(np.diff(y))]
+    c = np.r_[0.0, np.cumsum(d)]
+    lo = np.maximum(origins - rows, 1)
+    s = (c[origins] - c[lo]) / np.maximum(origins - lo, 1)
+    return np.maximum(s, 0.1 * float(d.mean()) + 1e-12)
+
+
 DEFAULT_MEMBERS = (
     bc.last_value,
     bc.window_mean(6),
+    bc.smoothed_level(0.3),
     bc.window_median(30),
     bc.seasonal_profile,
     bc.holt_winters,
@@ -58,6 +71,7 @@ class Blend:
     min_origins = 40  # fewer: the last value answers
     rounds = 10  # weights in tenths
     half_life_origins = None  # None: every inner origin counts the same
+    scale_rows = 12  # rows of the local error scale that normalises residuals; None: unscaled
 
     def __init__(self, members=DEFAULT_MEMBERS, name: str = "blend") -> None:
         self.members = members
@@ -66,7 +80,7 @@ class Blend:
     def weights_and_preds(self, y: np.ndarray, ts, H: int):
         """(weights (M, H), inner origins, member backcasts (M, N+1, H) with today's row last)."""
         n = len(y)
-        lo = bc.min_origin(ts, H)
+        lo = bc.min_origin(ts)
         if n - H + 1 - lo < self.min_origins:
             lo = 31  # too short for the seasonal members: they drop out
         first = max(lo, n - H + 1 - self.window_origins)
@@ -94,7 +108,9 @@ class Blend:
         blended = np.einsum("mnh,mh->nh", preds, W)  # (N+1, H)
         p50 = blended[-1]
         p90 = np.empty(H)
+        origins = np.r_[past, len(y)]
+        scale = local_scale(y, origins, self.scale_rows) if self.scale_rows else np.ones(len(origins))
         for h in range(H):
-            res = y[past + h] - blended[:-1, h]
-            p90[h] = p50[h] + conformal_offset(res[-self.calib_origins :], P90)
+            res = (y[past + h] - blended[:-1, h]) / scale[:-1]
+            p90[h] = p50[h] + scale[-1] * conformal_offset(res[-self.calib_origins :], P90)
         return _finish(y, p50, p90)

@@ -196,6 +196,7 @@ class QuantileGBM:
 
     def forecast(self, values: np.ndarray, timestamps_s: np.ndarray | None, horizon_steps: int) -> Quantiles:
         from sklearn.ensemble import HistGradientBoostingRegressor  # noqa: PLC0415 (slow import)
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
         y = np.asarray(values, dtype=float)
         ts = None if timestamps_s is None else np.asarray(timestamps_s, dtype=float)
@@ -215,19 +216,26 @@ class QuantileGBM:
         target = np.concatenate([y[train_origins - 1 + h] - y[train_origins - 1] for h in range(1, H + 1)])
         Xq = np.vstack([self._features(y, ts, np.array([n]), h, daily, weekly) for h in range(1, H + 1)])
         preds = {}
-        for q in (0.5, P90):
-            model = HistGradientBoostingRegressor(
-                loss="quantile",
-                quantile=q,
-                max_iter=self.max_iter,
-                learning_rate=self.learning_rate,
-                max_leaf_nodes=15,
-                min_samples_leaf=40,
-                random_state=self.seed,
-            )
-            model.fit(X, target)
-            preds[q] = y[-1] + model.predict(Xq)
+        # One OpenMP thread: these fits are small, and on a busy machine (other fits, a backtest
+        # beside the live loop) all-core OpenMP spins made one fit take 30x longer. The limit applies to
+        # OpenMP runtimes already loaded: sklearn is imported above.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            for q in (0.5, P90):
+                preds[q] = y[-1] + self._fit_predict(HistGradientBoostingRegressor, X, target, Xq, q)
         return _finish(y, preds[0.5], preds[P90])
+
+    def _fit_predict(self, model_cls, X, target, Xq, q: float) -> np.ndarray:
+        model = model_cls(
+            loss="quantile",
+            quantile=q,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            random_state=self.seed,
+        )
+        model.fit(X, target)
+        return model.predict(Xq)
 
 
 class MedianEnsemble:

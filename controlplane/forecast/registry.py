@@ -25,9 +25,12 @@ BASELINE = "seasonal_naive"  # rel_mae is relative to this one
 N_ORIGINS = 8
 # Selection keeps the blend unless another forecaster beats it by more than this fraction on the
 # selection backtest: its weights were chosen on ~1500 inner origins, a sturdier estimate than the
-# 8 origins of that backtest, whose winner is often a lucky one (see the helper report, issue 5).
+# 8 origins of that backtest, whose winner is often a lucky one.
 PREFERRED = "blend"
 PREFER_TOLERANCE = 0.05
+# The p90 target of issue 5: among near ties, a forecaster whose p90 covered this share of the
+# selection backtest's actuals is kept over one whose p90 was too wide or too narrow there.
+COVERAGE_BAND = (0.85, 0.95)
 
 
 def default_forecasters(anchors: bool = True) -> dict:
@@ -155,12 +158,18 @@ def backtest(
 def select(
     scores: dict[str, Score], preferred: str | None = PREFERRED, tolerance: float = PREFER_TOLERANCE
 ) -> str:
-    """Lowest MAE; ties go to the earlier (simpler) forecaster in registry order. The preferred
-    forecaster, when scored, wins unless the best one is more than `tolerance` below it."""
-    best = min(scores, key=lambda name: (scores[name].mae, list(scores).index(name)))
-    if preferred in scores and scores[preferred].mae <= (1 + tolerance) * scores[best].mae:
+    """Lowest MAE, except among near ties (within `tolerance` of the lowest), where a forecaster
+    whose p90 covered as it should (COVERAGE_BAND) beats one that did not, and the preferred one
+    beats the others. Exact ties go to the earlier (simpler) forecaster in registry order."""
+    order = list(scores)
+    best = min(order, key=lambda name: (scores[name].mae, order.index(name)))
+    near = [k for k in order if scores[k].mae <= (1 + tolerance) * scores[best].mae]
+    lo, hi = COVERAGE_BAND
+    calibrated = [k for k in near if lo <= scores[k].p90_coverage <= hi]
+    pool = calibrated or near
+    if preferred in pool:
         return preferred
-    return best
+    return min(pool, key=lambda name: (scores[name].mae, order.index(name)))
 
 
 def select_forecaster(

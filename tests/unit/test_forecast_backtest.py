@@ -102,8 +102,8 @@ def test_cli_json_shape(tmp_path):
         assert set(sc) == {"mae", "rel_mae", "mae_by_step", "pinball_p90", "p90_coverage"}
         assert len(sc["mae_by_step"]) == 3
     assert out["forecasters"]["seasonal_naive"]["rel_mae"] == pytest.approx(1.0)
-    # The statsforecast anchors and the torch model are scored beside ours on the same origins.
-    assert {"auto_arima", "auto_ets", "mstl", "torch_mlp"} <= set(out["forecasters"])
+    # The statsforecast anchors, the torch model and the blend are scored on the same origins.
+    assert {"auto_arima", "auto_ets", "mstl", "torch_mlp", "blend"} <= set(out["forecasters"])
 
 
 SERVEGEN_SMALL = (
