@@ -75,8 +75,12 @@ class Corpus:
 
     corpus: dict
     layouts: dict
+    echo_tolerance_day: float | None = nab_detector.ECHO_TOLERANCE_DAY
 
     def __post_init__(self) -> None:
+        self.day_rows = {
+            k: onset.rows_per_day(s.timestamps[: onset.PERIOD_ROWS]) for k, s in self.corpus.items()
+        }
         self._signals: dict = {}
         self._onset: dict = {}
         self._context: dict = {}
@@ -98,7 +102,12 @@ class Corpus:
         if c is not None and c not in self._context:
             self._context[c] = {k: nab_context.transition_events(s.values, c) for k, s in self.corpus.items()}
         return {
-            k: nab_detector.combine_events(ev, None if c is None else self._context[c][k], p, c)
+            k: nab_detector.drop_echoes(
+                nab_detector.combine_events(ev, None if c is None else self._context[c][k], p, c),
+                self._signals[sig_key][k]["value"],
+                self.day_rows[k],
+                self.echo_tolerance_day,
+            )
             for k, ev in self._onset[p].items()
         }
 
