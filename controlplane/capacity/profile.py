@@ -14,6 +14,7 @@ Decisions (`next_rate_rps`) are pure; the I/O is in `run_step` and `profile_repl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -299,9 +300,13 @@ def profile_replica(
     return ProfileResult(model, url, kind, opts, steps, capacity_at_slo(steps, slo), started, time.time())
 
 
+_EXTRA_STEPS = itertools.count(10_000)  # step indices of measure_at, past any sweep's
+
+
 def measure_at(url: str, model: str, rate_rps: float, opts: SweepOptions) -> LoadPoint:
-    """One extra step at a chosen rate (used to check a prediction)."""
-    return _run(run_step(url, model, rate_rps, opts, 10_000, warmup=True))
+    """One extra step at a chosen rate (used to check a prediction). Every call sends fresh
+    inputs: repeating a step's inputs would measure the response cache, not the model."""
+    return _run(run_step(url, model, rate_rps, opts, next(_EXTRA_STEPS), warmup=True))
 
 
 def _run(coro):

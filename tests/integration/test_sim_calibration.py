@@ -3,10 +3,15 @@ fit the simulated replica's batching curve to measured steps, then offer the rea
 loads at 50 %, 70 % and 90 % of its capacity and check the simulated latency is within 15 % of
 the measured one at each.
 
+The replica gets a service time: 100 ms per batch, injected with the fault mechanism (a sleep
+in each `execute()`). On this CPU-only box classifier-small answers in under a millisecond, so
+without it the latency compared is the HTTP stack's and the scheduler's, not the replica's; with
+it, Triton's real dynamic batcher and queue decide the latency, which is what the simulator
+models (a GPU model's compute takes milliseconds to hundreds of them).
+
 The latency compared is each step's median: on this shared 2-core box a step's p99 is set by
-the operating system's scheduling spikes (seen: p99 falling from 27 ms to 8.5 ms as the load
-rose from 50 % to 90 %), which no model of the replica can or should reproduce. The p99s are
-printed next to the medians.
+the operating system's scheduling spikes, which no model of the replica can or should
+reproduce. The p99s are printed next to the medians.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import controlplane.capacity.profile as profile
 from controlplane.capacity.model import Slo
 from controlplane.capacity.profile import SweepOptions, measure_at, profile_replica
 from controlplane.sim.calibrate import fit_replica_model, steady_latency_ms
+from serving.faults import Faults
 
 MODEL = "classifier-small"
-SLO_MS = 200.0  # generous, as in test_capacity.py
+SERVICE_MS = 100.0  # per batch, injected (see below)
+SLO_MS = 1000.0  # far above the ~200 ms served at any rate below saturation: the limit found is saturation, not noise
 TOLERANCE_RATIO = 0.15
 REPEATS = 3  # median of three fresh steps per load: one disturbed step is not the replica
 FIT_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -53,13 +60,21 @@ def _median_at(url, rate, opts, medians) -> tuple[float, float]:
     return statistics.median(meds), statistics.median(p99s)
 
 
-# Not reliably met on a shared 2-core machine: the sweep's load generator tops out (capacity
-# 1600 rps = the sweep's ceiling, a lower bound) and the replica answers in 0.4-0.6 ms, so the
-# medians compared are set by the HTTP stack and scheduling noise (errors of 2-44 % seen across
-# runs, also with classifier-large). Reported, not hidden: the result shows as XPASS or XFAIL.
+# Not reliably met on a shared 2-core machine. With the injected service time, five runs erred by
+# 2-7 %, 6-13 %, 8-23 %, 9-12 % and 7-16 % (three passed), but the capacity the sweep finds swings
+# with the load the other jobs put on the cores (300, 100, 44, 31, 31 rps), and the fit with it.
+# Reported, not hidden: the result shows as XPASS or XFAIL.
 @pytest.mark.xfail(reason="calibration within 15 % is not stable on a shared 2-core machine", strict=False)
 def test_simulated_latency_matches_a_real_replica_at_50_to_90_percent(fleet, step_medians):
     url = fleet.replicas[0].http_url
+    fleet.manager.set_faults(fleet.replicas[0].name, Faults(added_latency_ms=SERVICE_MS))
+    try:
+        _check(url, step_medians)
+    finally:
+        fleet.manager.set_faults(fleet.replicas[0].name, Faults())
+
+
+def _check(url, step_medians):
     opts = SweepOptions(step_s=2.0, start_rps=25, max_rps=1600, bisect_steps=2, min_requests=50)
     cap = profile_replica(url, MODEL, Slo(p99_ms=SLO_MS), opts).estimate.capacity_rps
     assert cap > 0
