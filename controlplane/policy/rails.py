@@ -96,6 +96,11 @@ class Recommendation:
     inputs: dict = field(default_factory=dict)
     surge: bool = False  # a surge is on: the rails never scale down
     confidence_ratio: float = 1.0
+    # What the stabilisation windows remember of this tick (None: `value`; this tick itself
+    # still counts in full). A policy sets it below `value` for a transient part (replicas that
+    # only clear a backlog): once the backlog is gone, it must not hold them for a whole down
+    # window. (With an up window > 0 a later tick sees the lower count too.)
+    hold_value: int | None = None
 
 
 # ---- the clamps (pure, table-tested) -------------------------------------------------------------
@@ -223,7 +228,8 @@ def apply_rails(
         take(guard(value, current))
 
     keep_s = max(cfg.up_window_s, cfg.down_window_s)
-    history = tuple((t, v) for t, v in state.history if now_s - t < keep_s) + ((now_s, bounded),)
+    held = bounded if rec.hold_value is None else min(bounded, clamp_bounds(rec.hold_value, cfg).value)
+    history = tuple((t, v) for t, v in state.history if now_s - t < keep_s) + ((now_s, held),)
     changes = tuple((t, d) for t, d in state.changes if now_s - t < cfg.step_interval_s)
 
     moved = value != current

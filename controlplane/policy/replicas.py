@@ -4,6 +4,12 @@
   reactive  = max(load on capacity, queue over target, latency over SLO, panic on the short window)
   desired   = max(floor, reactive)       - with no capacity model: never below the current count
 
+Backlog mode (backlog_drain_s set): the queue path sizes load + queue / backlog_drain_s, holds
+every replica ordered while a real backlog drains, and is left out of the down window's memory
+(Recommendation.hold_value); the latency path waits latency_settle_s after a backlog or a
+start-up (its p99 is that backlog's echo). forecast_max_lead_ratio caps how far the floor may
+lead the observed load.
+
 A surge (Knative's panic mode: the short-window rate >= panic_threshold_ratio x what the ready
 replicas can carry) sizes from the short window, never scales down, and holds for panic_hold_s
 after the last trigger. Missing or stale rate data is "no decision" (never a scale-down).
@@ -14,7 +20,7 @@ load (worst of the stable and short rates) within capacity * (1 - headroom).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from controlplane.capacity.model import replicas_needed
@@ -49,6 +55,20 @@ class ReplicaPolicyConfig:
     tolerance_ratio: float = 0.1  # dead-band around the queue and latency targets (HPA: 10 %)
     panic_threshold_ratio: float = 2.0  # short-window rate / ready capacity that starts a panic
     panic_hold_s: float = 60.0  # a panic lasts this long after its last trigger
+    # Backlog mode (seconds; None: off, the queue / queue_per_replica_target rule). With a
+    # capacity model the queue path asks for the replicas that carry the load AND clear the
+    # queue within this long, ceil((max(rate, short) + queue / backlog_drain_s) / usable
+    # capacity), against every replica ordered, not the ready ones (which re-ordered on every
+    # tick of a start-up); that count is transient: the down window does not remember it.
+    backlog_drain_s: float | None = None
+    # Backlog mode: the latency path waits this long (seconds) after the last tick with a
+    # backlog or a replica starting: a p99 window still holds the backlog's requests.
+    latency_settle_s: float = 30.0
+    # The forecast floor leads the observed load (the worse of the stable and short rates) by
+    # at most this fraction (None: no limit). A p90 far above everything seen now is an
+    # outage's possible end or a forecast gone wrong: holding it costs the whole outage, while
+    # the reactive paths (panic, backlog) size for the load when it does come back.
+    forecast_max_lead_ratio: float | None = None
     rails: RailsConfig = field(default_factory=RailsConfig)
 
     def __post_init__(self) -> None:
@@ -56,6 +76,16 @@ class ReplicaPolicyConfig:
 
         if not (0 <= self.headroom_ratio < 1):
             bad("headroom_ratio", self.headroom_ratio, "[0, 1)")
+        if self.backlog_drain_s is not None and not (
+            self.backlog_drain_s > 0 and math.isfinite(self.backlog_drain_s)
+        ):
+            bad("backlog_drain_s", self.backlog_drain_s, "a finite number of seconds > 0, or None")
+        if self.forecast_max_lead_ratio is not None and not (
+            self.forecast_max_lead_ratio >= 0 and math.isfinite(self.forecast_max_lead_ratio)
+        ):
+            bad("forecast_max_lead_ratio", self.forecast_max_lead_ratio, "a finite number >= 0, or None")
+        if not (self.latency_settle_s >= 0 and math.isfinite(self.latency_settle_s)):
+            bad("latency_settle_s", self.latency_settle_s, "a finite number of seconds >= 0")
         for key in ("stale_after_s", "queue_per_replica_target", "panic_hold_s"):
             v = getattr(self, key)
             if not (v > 0 and math.isfinite(v)):
@@ -70,6 +100,28 @@ class ReplicaPolicyConfig:
 class ReplicaPolicyState:
     panic_until_s: float | None = None
     rails: RailsState = field(default_factory=RailsState)
+    settle_from_s: float | None = None  # backlog mode: last tick with a backlog or a start-up
+
+
+def backlog_replicas(
+    snap: ModelSnapshot, cfg: ReplicaPolicyConfig, rate: float, short: float | None, cap: float, inputs: dict
+) -> tuple[list[int], list[str], bool]:
+    """Backlog mode's queue path -> (transient counts, reasons, draining).
+
+    Any queue: the replicas that carry the load (the worse of the two windows: a step up shows
+    in the short one first) and clear the queue within backlog_drain_s. A real backlog (more
+    than queue_per_replica_target per ready replica) also holds every replica ordered:
+    cancelling one mid-start to re-order it later restarts its start-up."""
+    queue = float(snap.queue_len) if _known(snap.queue_len) else 0.0
+    if queue <= 0:
+        return [], [], False
+    drain_rps = queue / cfg.backlog_drain_s  # type: ignore[operator]
+    need = replicas_needed(max(rate, short or 0.0) + drain_rps, cap, cfg.headroom_ratio)
+    inputs["queue_replicas"] = need
+    ready = max(snap.ready_replicas, 0)
+    draining = ready == 0 or queue / ready > cfg.queue_per_replica_target * (1 + cfg.tolerance_ratio)
+    counts = [need, snap.current_replicas] if draining else [need]
+    return counts, [QUEUE_OVER_TARGET] if need > snap.current_replicas else [], draining
 
 
 def _known(x: float | None) -> bool:
@@ -109,7 +161,13 @@ def recommend_replicas(
 
     # Predictive floor: forecast p90 one startup-time ahead.
     if cap is not None and _known(snap.forecast_p90_rps):
-        floor = replicas_needed(float(snap.forecast_p90_rps), cap, cfg.headroom_ratio)  # type: ignore[arg-type]
+        floor_rps = float(snap.forecast_p90_rps)  # type: ignore[arg-type]
+        if cfg.forecast_max_lead_ratio is not None:
+            lead_cap_rps = max(rate, short or 0.0) * (1.0 + cfg.forecast_max_lead_ratio)
+            if floor_rps > lead_cap_rps:
+                inputs["forecast_lead_capped_rps"] = round(lead_cap_rps, 3)
+                floor_rps = lead_cap_rps
+        floor = replicas_needed(floor_rps, cap, cfg.headroom_ratio)
         inputs["floor_replicas"] = floor
     else:
         floor = None
@@ -123,7 +181,16 @@ def recommend_replicas(
     else:
         candidates.append(current)  # without a capacity model load cannot justify a scale-down
     tol = cfg.tolerance_ratio
-    if _known(snap.queue_len) and ready > 0:
+    backlog = cfg.backlog_drain_s is not None and cap is not None
+    transient: list[int] = []  # backlog mode: counts that only clear a backlog (not remembered)
+    settle_from = state.settle_from_s
+    if backlog:
+        b_need, b_reasons, draining = backlog_replicas(snap, cfg, rate, short, cap, inputs)  # type: ignore[arg-type]
+        transient += b_need
+        reasons += b_reasons
+        if draining or current > ready:
+            settle_from = snap.now_s
+    elif _known(snap.queue_len) and ready > 0:
         per_replica = float(snap.queue_len) / ready  # type: ignore[arg-type]
         inputs["queue_per_replica"] = round(per_replica, 3)
         if per_replica > cfg.queue_per_replica_target * (1 + tol):
@@ -133,7 +200,10 @@ def recommend_replicas(
             # queue, so a lagging signal does not add one more every tick while they start.
             candidates.append(max(q_need, ready + 1))
             reasons.append(QUEUE_OVER_TARGET)
-    if _known(snap.p99_ms) and snap.slo_p99_ms and snap.slo_p99_ms > 0:
+    # Backlog mode: a p99 measured while replicas start or a backlog drains (or within
+    # latency_settle_s of it) is that backlog's echo; the queue path already sized for it.
+    settling = backlog and settle_from is not None and snap.now_s - settle_from < cfg.latency_settle_s + 1e-9
+    if _known(snap.p99_ms) and snap.slo_p99_ms and snap.slo_p99_ms > 0 and not settling:
         ratio = float(snap.p99_ms) / snap.slo_p99_ms  # type: ignore[arg-type]
         inputs["latency_slo_ratio"] = round(ratio, 3)
         if ratio > 1 + tol:
@@ -167,15 +237,18 @@ def recommend_replicas(
         candidates.append(current)  # in panic the count never goes down
     inputs["panic_until_s"] = panic_until
 
-    reactive = max(candidates)
+    held = max(candidates)
+    reactive = max([held, *transient])
     desired = reactive if floor is None else max(floor, reactive)
+    held = held if floor is None else max(floor, held)
     if floor is not None and floor >= reactive:
         reasons.insert(0, FORECAST_FLOOR)
     elif cap is not None:
         reasons.insert(0, LOAD_OVER_CAPACITY if reactive >= current else LOAD_BELOW_CAPACITY)
     inputs["desired_replicas"] = desired
-    new_state = ReplicaPolicyState(panic_until_s=panic_until, rails=state.rails)
-    return Recommendation(desired, tuple(reasons), inputs, surge=surge), new_state
+    new_state = ReplicaPolicyState(panic_until_s=panic_until, rails=state.rails, settle_from_s=settle_from)
+    hold_value = held if held < desired else None
+    return Recommendation(desired, tuple(reasons), inputs, surge=surge, hold_value=hold_value), new_state
 
 
 def capacity_guard(snap: ModelSnapshot, cfg: ReplicaPolicyConfig):
@@ -220,4 +293,4 @@ def decide_replicas(
         cfg=cfg.rails,
         guard=capacity_guard(snap, cfg),
     )
-    return decision, ReplicaPolicyState(panic_until_s=state.panic_until_s, rails=rails_state)
+    return decision, replace(state, rails=rails_state)

@@ -55,10 +55,11 @@ def test_constant_predictor_uses_the_last_interval_average():
     [
         ((10.0,), "arima", 10.0),  # too few points: last value
         ((10.0, 20.0), "arima", 20.0),
-        ((10.0, 20.0, 30.0, 40.0), "arima", 50.0),  # a linear ramp is extrapolated
+        ((10.0, 20.0, 30.0, 40.0), "arima", 40.0),  # under upstream's 5 points: last value
+        ((10.0, 20.0, 30.0, 40.0, 50.0), "arima", 60.0),  # a linear ramp is extrapolated
         ((10.0, 20.0, 30.0, 40.0), "constant", 40.0),
-        ((50.0, 50.0, 50.0), "arima", 50.0),
-        ((40.0, 30.0, 20.0, 10.0), "arima", 0.0),  # falls to 0, never negative
+        ((50.0, 50.0, 50.0, 50.0, 50.0), "arima", 50.0),
+        ((40.0, 30.0, 20.0, 10.0, 0.0), "arima", 0.0),  # falls to 0, never negative
     ],
 )
 def test_predictors(history, predictor, want):
@@ -70,14 +71,15 @@ def test_arima_leads_a_ramp():
     s = DynamoState()
     # load ramps 30 rps per interval: 30, 60, 90, 120 ... ; capacity 30
     finals = []
-    for t in range(0, 180 * 5 + 1):
+    for t in range(0, 180 * 7 + 1):
         d, s = decide_dynamo(snap(t, 30.0 * (1 + t // 180)), s, cfg)
         if d.final is not None:
             finals.append(d.final)
-    # the interval averages (closing sample included) are ~30, 60, 90, 120, 150; from the third on
-    # the trend is extrapolated: one interval ahead of the constant predictor
-    assert finals[:2] == [2, 3]  # ceil(30.2 / 30), ceil(60.2 / 30): last value
-    assert finals[2:] == [5, 6, 7]
+    # the interval averages (closing sample included) are ~30, 60, 90, 120, 150, ...; from the
+    # fifth on (upstream's minimum_data_points) the trend is extrapolated: one interval ahead
+    # of the constant predictor
+    assert finals[:4] == [2, 3, 4, 5]  # ceil(30.2 / 30) ...: the last value
+    assert finals[4:] == [7, 8, 9]
 
 
 def test_no_capacity_or_no_data_is_no_decision():

@@ -182,3 +182,18 @@ def test_decision_row_matches_the_decisions_table():
     assert row["ts"].tzinfo is not None and row["policy"] == "replicas" and row["action"] == "scale_up"
     assert row["reason_codes"] == ["policy_reason", "mode_active"] and '"final": 5' in row["params"]
     assert row["inputs"] == '{"x": 1}' and row["decision_id"] == "replicas:m:@100000"
+
+
+def test_hold_value_is_what_the_down_window_remembers():
+    # A policy asks for 6 but only 4 of it is lasting (2 clear a backlog): the window keeps 4,
+    # so once the backlog is gone the next tick may come back down to 4 at once.
+    cfg = RailsConfig(min_replicas=1, max_replicas=10, max_up_step=2, max_down_step=4, down_window_s=300.0)
+    rec = Recommendation(6, ("policy_reason",), {}, hold_value=4)
+    d, st = apply_rails(rec, model="m", now_s=100.0, current=4, state=RailsState(), cfg=cfg)
+    assert d.final == 6 and st.history == ((100.0, 4),)
+    d2, _ = apply_rails(Recommendation(4), model="m", now_s=115.0, current=6, state=st, cfg=cfg)
+    assert d2.final == 4 and "stabilised_down" not in d2.reason_codes
+    # Without hold_value the 6 holds for the whole window (HPA's rule).
+    _, st = apply_rails(Recommendation(6), model="m", now_s=100.0, current=4, state=RailsState(), cfg=cfg)
+    d3, _ = apply_rails(Recommendation(4), model="m", now_s=115.0, current=6, state=st, cfg=cfg)
+    assert d3.final == 6 and "stabilised_down" in d3.reason_codes

@@ -184,3 +184,114 @@ def test_forecast_at_reads_the_step_one_startup_time_ahead():
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match="replicas.headroom_ratio=1.0"):
         ReplicaPolicyConfig(headroom_ratio=1.0)
+
+
+# ---- backlog mode and the floor's lead cap (the benchmark's settings, controlplane/sim/bench.py) ----
+
+BACKLOG = replace(
+    CFG,
+    backlog_drain_s=30.0,
+    latency_settle_s=30.0,
+    rails=replace(CFG.rails, max_down_ratio=0.5),
+)
+
+
+def _snap(now_s=1_700_000_000.0, *, current, ready, rate, queue=0.0, p99_ms=None, forecast=None, short=None):
+    return ModelSnapshot(
+        now_s=now_s, model="chat-lm", observed_replicas=current, ready_replicas=ready, rate_rps=rate,
+        rate_age_s=1.0, short_rate_rps=rate if short is None else short, queue_len=queue, p99_ms=p99_ms,
+        slo_p99_ms=1000.0, forecast_p90_rps=forecast, capacity_rps=10.0, spec_replicas=current,
+    )  # fmt: skip
+
+
+def test_backlog_mode_sizes_the_queue_against_every_replica_ordered():
+    # 2 ready, 6 ordered (4 starting), 40 rps, 300 queued, p99 10 x the SLO (the backlog's age).
+    snap = _snap(current=6, ready=2, rate=40.0, queue=300.0, p99_ms=10_000.0)
+    # The queue / target and p99 x ready rules order again on every tick of the start-up:
+    # 300 / 8 = 38 and 2 x 10 = 20 replicas for a load that 5 carry.
+    legacy, _ = decide_replicas(snap, ReplicaPolicyState(), CFG)
+    assert legacy.recommended == 38
+    # Backlog mode: the load and the queue drained in 30 s, (40 + 300 / 30) / 8 -> 7; the p99
+    # of a fleet still starting is not read.
+    d, state = decide_replicas(snap, ReplicaPolicyState(), BACKLOG)
+    assert d.recommended == 7 and d.inputs["queue_replicas"] == 7
+    assert "latency_over_slo" not in d.reason_codes and state.settle_from_s == snap.now_s
+    # A step up shows in the short window first: it sizes the load part, (60 + 10) / 8 -> 9.
+    d, _ = decide_replicas(replace(snap, short_rate_rps=60.0), ReplicaPolicyState(), BACKLOG)
+    assert d.inputs["queue_replicas"] == 9
+
+
+def test_backlog_mode_does_not_read_the_p99_of_a_fleet_still_starting():
+    # No queue left, but 3 of 6 still start: the p99 (3 x SLO) is the backlog they will clear.
+    snap = _snap(current=6, ready=3, rate=40.0, p99_ms=3000.0)
+    d, state = decide_replicas(snap, ReplicaPolicyState(), BACKLOG)
+    assert "latency_over_slo" not in d.reason_codes and state.settle_from_s == snap.now_s
+    d, _ = decide_replicas(snap, ReplicaPolicyState(), CFG)  # the legacy rule: 3 x 3 -> 9
+    assert "latency_over_slo" in d.reason_codes and d.recommended == 9
+
+
+def test_backlog_mode_keeps_starting_replicas_while_the_backlog_drains():
+    # 8 ordered, 5 ready, 400 queued (80 per ready replica): the load + drain says 7, but
+    # cancelling a replica mid-start would only restart it later.
+    d, _ = decide_replicas(_snap(current=8, ready=5, rate=40.0, queue=400.0), ReplicaPolicyState(), BACKLOG)
+    assert d.inputs["queue_replicas"] == 7 and d.recommended == 8 and d.final == 8
+
+
+def test_backlog_replicas_leave_once_the_backlog_is_gone():
+    sim_state = ReplicaPolicyState()
+    t = 1_700_000_000.0
+    # t=0: 5 replicas carry 40 rps but 600 are queued: (40 + 20) / 8 -> 8.
+    d, sim_state = decide_replicas(_snap(t, current=5, ready=5, rate=40.0, queue=600.0), sim_state, BACKLOG)
+    assert d.final == 8
+    # t=75: all 8 ready, the queue is gone, p99 is back: the load needs 5 and the down window
+    # did not remember the backlog's 8 -> down by max(1, 50 % of 8) = 4, guard-limited to 5.
+    d, sim_state = decide_replicas(
+        _snap(t + 75, current=8, ready=8, rate=40.0, p99_ms=500.0), sim_state, BACKLOG
+    )
+    assert d.final == 5 and d.kind == "scale_down"
+    # The same with the legacy queue rule holds the 20 it ordered for the whole 300 s window.
+    st = ReplicaPolicyState()
+    d, st = decide_replicas(_snap(t, current=5, ready=5, rate=40.0, queue=600.0), st, CFG)
+    d, st = decide_replicas(_snap(t + 75, current=d.final, ready=d.final, rate=40.0), st, CFG)
+    assert "stabilised_down" in d.reason_codes and d.final > 8
+
+
+def test_backlog_mode_reads_the_p99_again_once_it_has_settled():
+    t = 1_700_000_000.0
+    st = ReplicaPolicyState(settle_from_s=t)  # the last backlog tick
+    # 20 s later: the p99 window still holds the backlog's requests: not read.
+    d, st = decide_replicas(_snap(t + 20, current=5, ready=5, rate=30.0, p99_ms=3000.0), st, BACKLOG)
+    assert "latency_over_slo" not in d.reason_codes
+    # 31 s later, with no backlog since: a p99 over the SLO is the replicas' own: 5 x 3 -> 15.
+    d, st = decide_replicas(_snap(t + 31, current=5, ready=5, rate=30.0, p99_ms=3000.0), st, BACKLOG)
+    assert "latency_over_slo" in d.reason_codes and d.inputs["latency_replicas"] == 15
+
+
+@pytest.mark.parametrize(
+    ("forecast", "floor", "capped"),
+    [
+        (200.0, 2, True),  # an outage's possible end: 10 rps now -> at most 15 rps -> 2
+        (14.0, 2, False),  # a ramp within 50 % of now: the forecast as it is
+        (12.0, 2, False),
+    ],
+)
+def test_forecast_floor_leads_the_observed_load_by_at_most_the_lead_ratio(forecast, floor, capped):
+    cfg = replace(CFG, forecast_max_lead_ratio=0.5)
+    d, _ = decide_replicas(_snap(current=2, ready=2, rate=10.0, forecast=forecast), ReplicaPolicyState(), cfg)
+    assert d.inputs["floor_replicas"] == floor and ("forecast_lead_capped_rps" in d.inputs) == capped
+    # Uncapped (the library default) the p90 of 200 rps holds 25 replicas.
+    d, _ = decide_replicas(_snap(current=2, ready=2, rate=10.0, forecast=200.0), ReplicaPolicyState(), CFG)
+    assert d.inputs["floor_replicas"] == 25
+
+
+@pytest.mark.parametrize(
+    ("kw", "key"),
+    [
+        ({"backlog_drain_s": 0.0}, "backlog_drain_s"),
+        ({"latency_settle_s": -1.0}, "latency_settle_s"),
+        ({"forecast_max_lead_ratio": float("nan")}, "forecast_max_lead_ratio"),
+    ],
+)
+def test_new_config_errors_name_the_key(kw, key):
+    with pytest.raises(ValueError, match=f"replicas.{key}="):
+        ReplicaPolicyConfig(**kw)

@@ -132,3 +132,32 @@ def test_profiled_capacity_is_below_the_max_throughput_and_meets_the_slo():
     est = profile_capacity(ReplicaModel(), 2000.0)
     assert 0.5 * ReplicaModel().max_rps < est.capacity_rps < ReplicaModel().max_rps
     assert est.reason == "interpolated"
+
+
+def test_fleetpilot_sizes_a_step_up_from_the_load_not_from_the_backlog_age():
+    # 96 rps (7 replicas at 14.6 rps) stepping to 165 rps (12): while the new replicas start
+    # (60 s), the queue and its p99 grow every tick. The benchmark's policy sizes load + queue
+    # drain against every replica ordered; the library's queue / latency rules re-ordered on
+    # every tick of the start-up and peaked near 100 replicas for this step.
+    from controlplane.policy.replicas import ReplicaPolicyConfig
+    from controlplane.sim.bench import fleetpilot_policy
+    from controlplane.sim.run import FleetpilotDriver
+
+    cap = 14.575
+    rate = np.r_[np.full(900, 96.0), np.full(600, 165.0)]
+    wl = Workload("step", 1.0, np.random.default_rng(0).poisson(rate).astype(np.int64), rate)
+    opts = SimOptions(slo_ms=2000.0, capacity_rps=cap, initial_replicas=7)
+    cfg = fleetpilot_policy(200, cap, 2000.0)
+    res = simulate(wl, FleetpilotDriver(cfg, None), FleetModel(ReplicaModel(), startup_s=60.0), opts)
+    need = int(np.ceil(165.0 / cap))
+    assert res.replicas.max() <= need + 5 and res.replicas[-60:].max() <= need + 1
+    legacy = ReplicaPolicyConfig(
+        headroom_ratio=cfg.headroom_ratio,
+        queue_per_replica_target=cfg.queue_per_replica_target,
+        rails=cfg.rails,
+    )
+    res_legacy = simulate(
+        wl, FleetpilotDriver(legacy, None), FleetModel(ReplicaModel(), startup_s=60.0), opts
+    )
+    assert res_legacy.replicas.max() > 3 * need
+    assert res.gpu_hours < res_legacy.gpu_hours

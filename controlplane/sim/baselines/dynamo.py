@@ -1,18 +1,23 @@
 """A Dynamo-planner-like predictive policy (NVIDIA Dynamo's SLA planner, throughput mode).
 
-Upstream (docs "Planner Design", components/planner): every `adjustment_interval` (default
-180 s) the planner reads the interval's average load from Prometheus, predicts the next
-interval's load (constant | arima | prophet predictors, default arima over the last
-`load_prediction_window_size` = 50 observations), and sets
-  replicas = ceil(predicted load / profiled throughput per replica at the SLA)
-bounded by min_endpoint (1) and the GPU budget. Here the profiled throughput is the
-snapshot's `capacity_rps` (the capacity model at the SLO) unless `capacity_rps` is set.
+Upstream (docs "Planner Design", components/planner, defaults.py, utils/load_predictor.py):
+every `adjustment_interval` (BasePlannerDefaults.adjustment_interval = 180 s) the planner reads
+the interval's request count from Prometheus, predicts the next interval's (constant | arima |
+prophet; SLAPlannerDefaults.load_predictor = "arima" over the last
+load_prediction_window_size = 50 observations; fewer than BasePredictor's
+minimum_data_points = 5: the last value), and sets
+  replicas = max(ceil(predicted requests / interval / profiled throughput per GPU / GPUs per
+             engine), min_endpoint)        (min_endpoint = 1, 1 GPU per engine)
+within the GPU budget (max_gpu_budget, upstream default 8; raised here to the fleet's size, as
+every policy's maximum is). Here the profiled throughput is the snapshot's `capacity_rps` (the
+capacity model at the SLO, no headroom, as upstream's interpolator gives it) unless
+`capacity_rps` is set.
 
 Simplifications (no new dependencies): "arima" is Holt's linear exponential smoothing, the
-ARIMA(0,2,2) special case, with fixed smoothing (alpha, beta) instead of a fitted model;
-below `min_points` observations it predicts the last value, as upstream does before the
-model has data. Upstream's TTFT/ITL correction factors and the prefill/decode split are left
-out (one pool of replicas per model).
+ARIMA(0,2,2) special case, with fixed smoothing (alpha, beta) instead of pmdarima.auto_arima;
+the interval's load is the mean of the stable-window rate samples seen in it. Upstream's
+TTFT/ITL correction factors (the prefill one, min(1, actual / expected TTFT), can only lower
+the count) and the prefill/decode split are left out (one pool of replicas per model).
 """
 
 from __future__ import annotations
@@ -44,10 +49,14 @@ class DynamoConfig:
     window_size: int = 50  # --load-prediction-window-size, default 50 (observations kept)
     alpha: float = 0.5  # Holt level smoothing (ours; upstream fits ARIMA instead)
     beta: float = 0.3  # Holt trend smoothing (ours)
-    min_points: int = 3  # fewer observations: predict the last value
+    # Fewer observations: predict the last value. Upstream BasePredictor / ARIMAPredictor
+    # minimum_data_points default 5 (was 3 here).
+    min_points: int = 5
     capacity_rps: float | None = None  # profiled throughput per replica; None: snapshot's
     min_replicas: int = 1  # planner min_endpoint, default 1
-    max_replicas: int = 100  # planner max_gpu_budget (GPUs; 1 GPU per replica here)
+    # planner max_gpu_budget (GPUs; 1 GPU per replica here): upstream default 8; the bench sets
+    # the fleet's size, as for every policy
+    max_replicas: int = 100
     stale_after_s: float = STALE_AFTER_S  # not upstream; see common.py
 
     def __post_init__(self) -> None:
