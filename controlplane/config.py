@@ -446,6 +446,30 @@ class ControlConfig(_Section):
     queue_target_requests: float = Field(
         8.0, gt=0, le=100_000, description="Queued requests per replica before one is added (requests)."
     )
+    backlog_drain_s: float | None = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="With a capacity model, size the queue path to carry the load and clear the queue within this long, counting replicas still starting (seconds; null: queue_target_requests per ready replica).",
+    )
+    latency_settle_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="With backlog_drain_s: ignore p99 while replicas start or a backlog drains and this long after (seconds).",
+    )
+    forecast_max_lead_ratio: float | None = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="The forecast floor leads the observed load by at most this fraction (ratio; null: no limit).",
+    )
+    max_down_ratio: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Replicas removed per step interval may also be this fraction of the current count, whichever is more (0-1).",
+    )
     stable_window_s: float = Field(
         30.0, gt=0, le=3600, description="Window of the stable request rate (seconds; Knative uses 60)."
     )

@@ -73,6 +73,7 @@ def replica_policy_config(s: Settings, model: str, mode: str, pinned: int | None
         max_replicas=hi,
         max_up_step=c.max_up_step_replicas,
         max_down_step=c.max_down_step_replicas,
+        max_down_ratio=c.max_down_ratio,
         step_interval_s=c.step_interval_s,
         down_window_s=c.scale_down_window_s,
         mode=mode,
@@ -82,6 +83,9 @@ def replica_policy_config(s: Settings, model: str, mode: str, pinned: int | None
         stale_after_s=c.stale_after_s,
         queue_per_replica_target=c.queue_target_requests,
         panic_threshold_ratio=c.panic_threshold_ratio,
+        backlog_drain_s=c.backlog_drain_s,
+        latency_settle_s=c.latency_settle_s,
+        forecast_max_lead_ratio=c.forecast_max_lead_ratio,
         rails=rails,
     )
 

@@ -73,15 +73,15 @@ def fleetpilot_policy(max_replicas: int, capacity_rps: float, slo_ms: float) -> 
       ordered, instead of queue / target against the ready ones, which re-ordered on every
       tick of a start-up (8 -> 94 replicas for a 165 rps step); 10-60 s scored the same on the
       dev traces. The backlog part is not remembered by the 300 s down window;
-    - forecast_max_lead_ratio 0.5: the p90 floor leads the observed load by at most 50 %;
-      uncapped, ServeGen's outages held the full daily load for hours (p90 of "it may come
-      back"), a quarter of m-mid's GPU-hours;
+    - forecast_max_lead_ratio 1.0 (the live loop's default): the p90 floor leads the observed
+      load by at most 100 %; uncapped, ServeGen's outages held the full daily load for hours
+      (p90 of "it may come back"), a quarter of m-mid's GPU-hours. 0.5 and 1.0 scored the same;
     - max_replicas raised to the fleet's size."""
     return ReplicaPolicyConfig(
         headroom_ratio=0.05,
         queue_per_replica_target=max(1.0, capacity_rps * slo_ms / 1000.0),
         backlog_drain_s=30.0,
-        forecast_max_lead_ratio=0.5,
+        forecast_max_lead_ratio=1.0,
         rails=RailsConfig(max_replicas=max_replicas, max_down_ratio=0.5),
     )
 

@@ -8,6 +8,8 @@ loop adds start serving after STARTUP_S.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from controlplane.actuators.replicas import FakeReplicaProcesses
@@ -157,11 +159,18 @@ def test_a_wrong_forecast_floor_is_corrected_by_the_reactive_path():
     w = World(settings(), replicas=2, forecast=lambda model, ahead_s: 20.0)
     w.step(200.0, 25)
     assert w.replicas() >= 5
-    # And a forecast far above the load keeps replicas up (the floor) without any reactive signal.
-    w2 = World(settings(), replicas=2, forecast=lambda model, ahead_s: 300.0)
-    w2.step(20.0, 20)
-    assert w2.replicas() >= 7
+    # A forecast above the load keeps replicas up (the floor) without any reactive signal...
+    w2 = World(settings(), replicas=2, forecast=lambda model, ahead_s: 150.0)
+    w2.step(80.0, 20)  # 2 replicas carry 80 rps (40 usable each); the floor asks for 4
+    assert w2.replicas() >= 4
     assert any("forecast_floor" in d["reason_codes"] for d in w2.store.rows["decisions"])
+    # ...but not one far above everything seen (an outage's possible end, or a forecast gone
+    # wrong): the floor leads the load by at most control.forecast_max_lead_ratio (100 %).
+    w3 = World(settings(), replicas=2, forecast=lambda model, ahead_s: 300.0)
+    w3.step(20.0, 20)
+    assert w3.replicas() <= 2
+    capped = [json.loads(d["inputs"]) for d in w3.store.rows["decisions"] if d["policy"] == "replicas"]
+    assert capped[-1]["forecast_lead_capped_rps"] == pytest.approx(40.0, rel=0.1)
 
 
 def test_slow_replica_is_drained_then_restored():
