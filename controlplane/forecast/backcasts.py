@@ -93,17 +93,10 @@ def holt_winters(y_all: np.ndarray, ts, origins: np.ndarray, H: int) -> np.ndarr
     y = y_all[off:]
     if origins.min() - off < 2:
         return None
-    daily, _ = infer_seasons(ts)
-    m = daily if daily is not None and len(y) >= 2 * daily else 1
+    m = hw.season_rows(y, ts)
     if m > 1 and H > m:
         return None
-    grid = hw.grid if m > 1 else [p for p in hw.grid if p[2] == hw.grid[0][2]]
-    best = None
-    for a, b, g in grid:
-        run = hw._run(y, m, a, b, g)
-        if best is None or run[0] < best[0]:
-            best = run
-    _, level, trend, season = best
+    _, level, trend, season = hw.fit_best(y, m)
     damp = np.cumsum(hw.phi ** np.arange(1, H + 1))
     t = origins - off - 1  # state after the last row seen
     out = np.empty((len(origins), H))

@@ -91,6 +91,21 @@ class HoltWinters:
     phi = 0.95
     grid = [(a, b, g) for a in (0.1, 0.3, 0.6, 0.9) for b in (0.0, 0.1) for g in (0.05, 0.2)]
 
+    def season_rows(self, y: np.ndarray, timestamps_s) -> int:
+        """The daily season in rows when the history holds two of them, else 1 (damped Holt)."""
+        daily, _ = infer_seasons(timestamps_s)
+        return daily if daily is not None and len(y) >= 2 * daily else 1
+
+    def fit_best(self, y: np.ndarray, m: int):
+        """(sse, level, trend, season) of the grid point with the least one-step error."""
+        grid = self.grid if m > 1 else [p for p in self.grid if p[2] == self.grid[0][2]]
+        best = None
+        for a, b, g in grid:
+            run = self._run(y, m, a, b, g)
+            if best is None or run[0] < best[0]:
+                best = run
+        return best
+
     def _run(self, y: np.ndarray, m: int, a: float, b: float, g: float):
         n = len(y)
         phi = self.phi
@@ -128,15 +143,8 @@ class HoltWinters:
         if len(y_all) < 3:
             return LastValue().forecast(y_all, timestamps_s, horizon_steps)
         y = y_all[-self.fit_window :]
-        daily, _ = infer_seasons(timestamps_s)
-        m = daily if daily is not None and len(y) >= 2 * daily else 1
-        grid = self.grid if m > 1 else [p for p in self.grid if p[2] == self.grid[0][2]]
-        best = None
-        for a, b, g in grid:
-            run = self._run(y, m, a, b, g)
-            if best is None or run[0] < best[0]:
-                best = run
-        _, level, trend, season = best
+        m = self.season_rows(y, timestamps_s)
+        _, level, trend, season = self.fit_best(y, m)
         n = len(y)
         H = horizon_steps
         damp = np.cumsum(self.phi ** np.arange(1, H + 1))  # sum_{i<=h} phi^i
