@@ -3,7 +3,7 @@
 Every `control.capacity_refit_s` the newest `capacity_window_s` of load-vs-latency points of each
 model the loop decides on is fitted (controlplane/capacity/telemetry.py) and stored as a
 `capacity_curves` row; the loop's capacity lookup picks it up. A fit that only shows the SLO held
-at every load seen is a lower bound and does not displace a curve that found the limit.
+at every load seen is a lower bound: the lookup never sizes the fleet by it (latest_capacity).
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ def due(now_s: float, last_s: float | None, every_s: float) -> bool:
 
 
 class CapacityRefit:
-    def __init__(self, store, control: ControlConfig, fit: Callable = fit_from_store) -> None:
+    def __init__(
+        self, store, control: ControlConfig, fit: Callable = fit_from_store, last_s: float | None = None
+    ) -> None:
         self.store = store
         self.c = control
         self.fit = fit
-        self.last_s: float | None = None
+        self.last_s = last_s  # the last refit (None: due at once)
         self.last_error: str | None = None
         self.fitted: dict[str, float] = {}  # model -> capacity of its newest fit (rps)
 

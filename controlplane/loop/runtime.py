@@ -212,7 +212,8 @@ class UpRuntime:
         if self.forecasts is not None:
             self._spawn("forecasts", self._forecast_loop)
         if s.control.capacity_refit_s > 0:
-            self.capacity_refit = CapacityRefit(self.store, s.control)
+            # The first fit waits one period: at start the store holds no fresh telemetry.
+            self.capacity_refit = CapacityRefit(self.store, s.control, last_s=time.time())
             self._spawn("capacity-refit", self._capacity_loop)
 
     def _fleet_state(self) -> list[FleetReplica]:
@@ -279,8 +280,6 @@ class UpRuntime:
             self.stopping.wait(every_s)
 
     def _capacity_loop(self) -> None:
-        # The first fit waits one period: at start the store holds no fresh telemetry.
-        self.capacity_refit.last_s = time.time()
         while not self.stopping.wait(min(60.0, self.settings.control.capacity_refit_s)):
             self.capacity_refit.tick(time.time(), [m["model"] for m in self.controller.models_view()])
 
