@@ -464,6 +464,18 @@ class ControlConfig(_Section):
         le=100,
         description="The forecast floor leads the observed load by at most this fraction (ratio; null: no limit).",
     )
+    burst_window_s: float | None = Field(
+        900.0,
+        gt=0,
+        le=86_400,
+        description="Size for the burst_quantile_ratio of the short-window rates of this window too, not only the stable rate (seconds; null: off).",
+    )
+    burst_quantile_ratio: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="Quantile of the recent short-window rates the fleet is sized for (0-1).",
+    )
     max_down_ratio: float = Field(
         0.0,
         ge=0,

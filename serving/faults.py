@@ -19,7 +19,10 @@ FAULTS_FILE_ENV = "FLEETPILOT_FAULTS_FILE"
 
 @dataclass(frozen=True)
 class Faults:
-    added_latency_ms: float = 0.0  # sleep added to every request (ms)
+    added_latency_ms: float = 0.0  # sleep added to each batch the model runs (ms; chat-lm: each request)
+    # Sleep added per request in that batch (ms): compute that grows with the batch, as on a
+    # GPU, so throughput rises with batch size up to a limit (the simulator's batching curve).
+    added_latency_per_item_ms: float = 0.0
     error_rate_ratio: float = 0.0  # fraction of requests failed with an error (0-1)
     cache_off: bool = False  # response cache disabled on this replica
     memory_growth_mb_per_s: float = 0.0  # resident memory leaked per second while active (MiB/s)
@@ -27,6 +30,8 @@ class Faults:
     def validate(self) -> Faults:
         if self.added_latency_ms < 0 or self.added_latency_ms > 600_000:
             raise ValueError(f"added_latency_ms={self.added_latency_ms} outside 0..600000")
+        if not 0 <= self.added_latency_per_item_ms <= 60_000:
+            raise ValueError(f"added_latency_per_item_ms={self.added_latency_per_item_ms} outside 0..60000")
         if not 0.0 <= self.error_rate_ratio <= 1.0:
             raise ValueError(f"error_rate_ratio={self.error_rate_ratio} outside 0..1")
         if self.memory_growth_mb_per_s < 0 or self.memory_growth_mb_per_s > 1024:

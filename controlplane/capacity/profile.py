@@ -37,6 +37,7 @@ from serving.router.bench import classifier_body
 CHAT_MODEL = "chat-lm"
 WARMUP_REQUESTS = 10
 CLIENT_LAG_LIMIT_MS = 100.0  # p99 send lag above this: the sender could not keep its schedule
+ARRIVALS = ("constant", "poisson")  # SweepOptions.arrivals
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,13 @@ class SweepOptions:
     prompt_tokens: int = 32  # chat-lm: fixed prompt length (tokens)
     output_tokens: int = 16  # chat-lm: fixed generated length (tokens)
     min_requests: int = 50  # a step lasts long enough for this many requests (p99 of fewer is the max)
-    seed: int = 0
+    # Request spacing: "constant" (Model Analyzer's default) or "poisson" (perf_analyzer's
+    # --request-distribution poisson): random gaps, so requests also wait for a batch in
+    # progress, as live traffic does.
+    arrivals: str = "constant"
+    # None: fresh random inputs on every step. A replica's response cache keys on the input
+    # bytes and outlives a sweep: a second sweep with the same seed measures the cache.
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("step_s", "start_rps", "max_rps", "request_timeout_s"):
@@ -60,6 +67,8 @@ class SweepOptions:
             raise ValueError(f"max_rps={self.max_rps} must be >= start_rps={self.start_rps}")
         if self.bisect_steps < 0:
             raise ValueError(f"bisect_steps={self.bisect_steps} must be >= 0")
+        if self.arrivals not in ARRIVALS:
+            raise ValueError(f"arrivals={self.arrivals!r} must be one of {', '.join(ARRIVALS)}")
 
 
 def step_meets(point: LoadPoint, slo: Slo) -> bool:
@@ -95,6 +104,11 @@ def next_rate_rps(history: list[tuple[float, bool]], opts: SweepOptions) -> floa
 
 
 # ---- one step ------------------------------------------------------------------------------
+
+
+def step_rng(opts: SweepOptions, step_index: int) -> np.random.Generator:
+    """The inputs' generator of one step: seeded per step, or fresh when opts.seed is None."""
+    return np.random.default_rng(None if opts.seed is None else (opts.seed, step_index))
 
 
 def _planned(model: str, index: int, rng: np.random.Generator, opts: SweepOptions) -> PlannedRequest:
@@ -161,8 +175,9 @@ async def run_step(
 ) -> LoadPoint:
     """Offer `rate_rps` for `opts.step_s` seconds on a fixed schedule; summarise the results."""
     n = max(1, opts.min_requests, round(rate_rps * opts.step_s))
-    rng = np.random.default_rng((opts.seed, step_index))
+    rng = step_rng(opts, step_index)
     plans = [_planned(model, i, rng, opts) for i in range(n)]  # built before the clock starts
+    due_s = due_times_s(n, rate_rps, opts.arrivals, rng)
     kind = "chat" if model == CHAT_MODEL else "classifier"
     options = ReplayOptions(
         router_url=url,
@@ -182,17 +197,14 @@ async def run_step(
         start = loop.time()
         sender = _Sender(options, session, start, results.append)
         tasks: set[asyncio.Task] = set()
-        for i, planned in enumerate(plans):
-            due_s = i / rate_rps
-            await asyncio.sleep(max(0.0, start + due_s - loop.time()))
+        for i, (planned, due) in enumerate(zip(plans, due_s, strict=True)):
+            await asyncio.sleep(max(0.0, start + due - loop.time()))
             if len(tasks) >= opts.max_concurrency:
                 results.append(
-                    RequestResult(
-                        i, due_s, due_s, None, "dropped", model, "standard", reason="max_concurrency"
-                    )
+                    RequestResult(i, due, due, None, "dropped", model, "standard", reason="max_concurrency")
                 )
                 continue
-            task = asyncio.create_task(sender.send(planned, TraceRequest(due_s, kind), due_s))
+            task = asyncio.create_task(sender.send(planned, TraceRequest(due, kind), due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
@@ -200,6 +212,16 @@ async def run_step(
         # Achieved rate over the offered window (or longer, when responses straggled).
         wall_s = max(n / rate_rps, loop.time() - start)
     return point_from_results(results, rate_rps, wall_s)
+
+
+def due_times_s(n: int, rate_rps: float, arrivals: str, rng: np.random.Generator) -> list[float]:
+    """Send times (seconds from the step's start) of n requests at rate_rps. Poisson gaps are
+    rescaled to span the same n / rate_rps seconds, so the offered rate is exact per step."""
+    if arrivals == "constant":
+        return [i / rate_rps for i in range(n)]
+    gaps = rng.exponential(1.0, size=n)
+    starts = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+    return (starts * (n / rate_rps) / gaps.sum()).tolist()
 
 
 # ---- the sweep -----------------------------------------------------------------------------

@@ -37,6 +37,9 @@ def profile_cmd(
     min_requests: int = typer.Option(
         50, "--min-requests", min=1, help="Each step lasts long enough for this many requests (count)."
     ),
+    arrivals: str = typer.Option(
+        "constant", "--arrivals", help="Request spacing in a step: constant | poisson."
+    ),
     no_store: bool = typer.Option(
         False, "--no-store", help="Print the curve only; do not write it to the store."
     ),
@@ -67,6 +70,7 @@ def profile_cmd(
             max_rps=max_rps,
             bisect_steps=bisect_steps,
             min_requests=min_requests,
+            arrivals=arrivals,
         )
     except ValueError as exc:
         fail(str(exc))

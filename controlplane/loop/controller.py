@@ -86,6 +86,8 @@ def replica_policy_config(s: Settings, model: str, mode: str, pinned: int | None
         backlog_drain_s=c.backlog_drain_s,
         latency_settle_s=c.latency_settle_s,
         forecast_max_lead_ratio=c.forecast_max_lead_ratio,
+        burst_window_s=c.burst_window_s,
+        burst_quantile_ratio=c.burst_quantile_ratio,
         rails=rails,
     )
 

@@ -1,14 +1,16 @@
 """Replicas per model: a predictive floor plus a reactive path that only adds above it.
 
   floor     = replicas_needed(forecast p90 at now + startup, capacity, headroom)   (when both known)
-  reactive  = max(load on capacity, queue over target, latency over SLO, panic on the short window)
+  reactive  = max(load (or burst load) on capacity, queue, latency over SLO, panic on the short window)
   desired   = max(floor, reactive)       - with no capacity model: never below the current count
 
 Backlog mode (backlog_drain_s set): the queue path sizes load + queue / backlog_drain_s, holds
 every replica ordered while a real backlog drains, and is left out of the down window's memory
-(Recommendation.hold_value); the latency path waits latency_settle_s after a backlog or a
-start-up (its p99 is that backlog's echo). forecast_max_lead_ratio caps how far the floor may
-lead the observed load.
+(Recommendation.hold_value), as is the latency path while requests queue; the latency path waits
+latency_settle_s after a backlog or a start-up (its p99 is that backlog's echo).
+forecast_max_lead_ratio caps how far the floor may lead the observed load. Burst load
+(burst_window_s set): the load path sizes for a high quantile of the recent short-window rates,
+not only the stable rate.
 
 A surge (Knative's panic mode: the short-window rate >= panic_threshold_ratio x what the ready
 replicas can carry) sizes from the short window, never scales down, and holds for panic_hold_s
@@ -22,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import partial
+from operator import itemgetter
 
 from controlplane.capacity.model import replicas_needed
 from controlplane.policy.decision import Decision
@@ -69,6 +72,13 @@ class ReplicaPolicyConfig:
     # outage's possible end or a forecast gone wrong: holding it costs the whole outage, while
     # the reactive paths (panic, backlog) size for the load when it does come back.
     forecast_max_lead_ratio: float | None = None
+    # Burst load (seconds; None: off). The load path sizes for the worse of the stable rate
+    # and the burst_quantile_ratio quantile of the short-window rates of the last
+    # burst_window_s. The stable window averages away bursts of a few seconds whose requests
+    # queue past the SLO, and a replica starts more slowly than such a burst passes: the fleet
+    # holds what recent bursts needed.
+    burst_window_s: float | None = None
+    burst_quantile_ratio: float = 0.95
     rails: RailsConfig = field(default_factory=RailsConfig)
 
     def __post_init__(self) -> None:
@@ -84,6 +94,12 @@ class ReplicaPolicyConfig:
             self.forecast_max_lead_ratio >= 0 and math.isfinite(self.forecast_max_lead_ratio)
         ):
             bad("forecast_max_lead_ratio", self.forecast_max_lead_ratio, "a finite number >= 0, or None")
+        if self.burst_window_s is not None and not (
+            self.burst_window_s > 0 and math.isfinite(self.burst_window_s)
+        ):
+            bad("burst_window_s", self.burst_window_s, "a finite number of seconds > 0, or None")
+        if not (0 <= self.burst_quantile_ratio <= 1):
+            bad("burst_quantile_ratio", self.burst_quantile_ratio, "[0, 1]")
         if not (self.latency_settle_s >= 0 and math.isfinite(self.latency_settle_s)):
             bad("latency_settle_s", self.latency_settle_s, "a finite number of seconds >= 0")
         for key in ("stale_after_s", "queue_per_replica_target", "panic_hold_s"):
@@ -101,6 +117,7 @@ class ReplicaPolicyState:
     panic_until_s: float | None = None
     rails: RailsState = field(default_factory=RailsState)
     settle_from_s: float | None = None  # backlog mode: last tick with a backlog or a start-up
+    short_rates: tuple[tuple[float, float], ...] = ()  # burst load: (now_s, short rate rps) in its window
 
 
 def backlog_replicas(
@@ -122,6 +139,26 @@ def backlog_replicas(
     draining = ready == 0 or queue / ready > cfg.queue_per_replica_target * (1 + cfg.tolerance_ratio)
     counts = [need, snap.current_replicas] if draining else [need]
     return counts, [QUEUE_OVER_TARGET] if need > snap.current_replicas else [], draining
+
+
+def burst_load(
+    history: tuple[tuple[float, float], ...], now_s: float, short: float | None, cfg: ReplicaPolicyConfig
+) -> tuple[tuple[tuple[float, float], ...], float | None]:
+    """-> (the short-window rates of the last burst_window_s, now's included; their
+    burst_quantile_ratio, None when burst load is off or nothing was seen)."""
+    if cfg.burst_window_s is None:
+        return (), None
+    since = now_s - cfg.burst_window_s
+    lo, hi = 0, len(history)  # time-ordered: trim both ends (older than the window, now's own)
+    while lo < hi and history[lo][0] <= since:
+        lo += 1
+    while hi > lo and history[hi - 1][0] >= now_s:
+        hi -= 1
+    kept = history[lo:hi] + (((now_s, short),) if short is not None else ())
+    if not kept:
+        return kept, None
+    rates = sorted(map(itemgetter(1), kept))
+    return kept, rates[min(len(rates) - 1, int(cfg.burst_quantile_ratio * len(rates)))]
 
 
 def _known(x: float | None) -> bool:
@@ -174,8 +211,11 @@ def recommend_replicas(
         reasons.append(NO_CAPACITY if cap is None else NO_FORECAST)
 
     # Reactive path: each signal proposes a count; only the max counts.
+    short_rates, burst = burst_load(state.short_rates, snap.now_s, short, cfg)
+    if burst is not None:
+        inputs["burst_rate_rps"] = round(burst, 3)
     if cap is not None:
-        load_need = replicas_needed(rate, cap, cfg.headroom_ratio)
+        load_need = replicas_needed(max(rate, burst or 0.0), cap, cfg.headroom_ratio)
         inputs["load_replicas"] = load_need
         candidates.append(load_need)
     else:
@@ -209,7 +249,10 @@ def recommend_replicas(
         if ratio > 1 + tol:
             lat_need = max(math.ceil(max(ready, 1) * ratio), ready + 1)  # ready: see the queue path
             inputs["latency_replicas"] = lat_need
-            candidates.append(lat_need)
+            # In backlog mode a p99 over the SLO while requests queue is a burst the queue path
+            # already sized for: transient too, or the down window would hold it for minutes.
+            queued = _known(snap.queue_len) and float(snap.queue_len) > 0  # type: ignore[arg-type]
+            (transient if backlog and queued else candidates).append(lat_need)
             reasons.append(LATENCY_OVER_SLO)
 
     # Panic (Knative): the short window against what the ready replicas can carry.
@@ -246,7 +289,9 @@ def recommend_replicas(
     elif cap is not None:
         reasons.insert(0, LOAD_OVER_CAPACITY if reactive >= current else LOAD_BELOW_CAPACITY)
     inputs["desired_replicas"] = desired
-    new_state = ReplicaPolicyState(panic_until_s=panic_until, rails=state.rails, settle_from_s=settle_from)
+    new_state = ReplicaPolicyState(
+        panic_until_s=panic_until, rails=state.rails, settle_from_s=settle_from, short_rates=short_rates
+    )
     hold_value = held if held < desired else None
     return Recommendation(desired, tuple(reasons), inputs, surge=surge, hold_value=hold_value), new_state
 

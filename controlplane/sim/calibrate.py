@@ -18,7 +18,7 @@ from controlplane.capacity.model import LoadPoint
 from controlplane.sim.fleet import Fleet, FleetModel
 from controlplane.sim.latency import LatencyGroups, ReplicaModel
 
-BATCH_GRID = (1, 2, 4, 8, 16, 32, 64)
+BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
 
 
 def steady_latency_ms(
@@ -45,8 +45,8 @@ def steady_latency_ms(
         a = float(arrivals[k]) if k < ticks else 0.0
         groups, _, ready = fleet.serve(k * tick_s, tick_s, a)
         served = sum(g[0] for g in groups)
-        lo, hi = replica.service_bounds_ms(served / tick_s / max(ready, 1))
-        cols += [(g[0], 0.0, lo, hi, g[1], g[2], g[3]) for g in groups]
+        rate = served / tick_s / max(ready, 1)
+        cols += [(g[0], 0.0, *replica.latency_row(rate, *g[1:])) for g in groups]
         k += 1
     arr = np.array(cols, dtype=float)
     return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_ms(q)
@@ -63,17 +63,18 @@ def fit_replica_model(
     rates = np.array([r for r, _ in pairs])
     measured = np.log([x for _, x in pairs])
     low = float(np.exp(measured.min()))
-    best: tuple[float, ReplicaModel] | None = None
-    for base, per_ratio, batch in itertools.product(
-        low * np.linspace(0.3, 1.2, 10), (0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0), BATCH_GRID
-    ):
-        model = ReplicaModel(float(base), float(base * per_ratio), batch)
+
+    def error(model: ReplicaModel) -> float:
         pred = np.log([steady_latency_ms(model, r, step_s, q=q, tick_s=0.1) for r in rates])
-        err = float(np.sum((pred - measured) ** 2))
-        if best is None or err < best[0]:
-            best = (err, model)
-    assert best is not None
-    return best[1]
+        return float(np.sum((pred - measured) ** 2))
+
+    grid = (
+        ReplicaModel(float(base), float(base * per_ratio), batch)
+        for base, per_ratio, batch in itertools.product(
+            low * np.linspace(0.5, 1.3, 9), np.linspace(0.0, 1.2, 13), BATCH_GRID
+        )
+    )
+    return min(grid, key=error)
 
 
 def fit_to_points(points: Sequence[LoadPoint], step_s: float = 5.0) -> ReplicaModel:

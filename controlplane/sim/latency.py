@@ -4,9 +4,10 @@ Replica (Triton dynamic batching): a batch of b requests takes
     service_ms(b) = base_ms + per_item_ms * (b - 1),   b <= max_batch
 so throughput b / service_ms(b) rises with the batch size up to max_batch (the capacity
 curve). At a steady per-replica rate r the batch that forms while the previous one runs is the
-fixed point b = r * service_ms(b) (clipped to [1, max_batch]). A request waits for the batch in
-progress (uniform over [0, busy * service]) and then its own batch, so its service latency is
-uniform over [s, s * (1 + busy)] with s = service_ms(b) and busy the replica's busy fraction.
+fixed point b = r * service_ms(b) (clipped to [1, max_batch]). With no queue, a request finds
+the replica idle with probability 1 - busy (busy: the replica's busy fraction) and is served at
+once in s = service_ms(b); otherwise it first waits out the batch in progress, uniform over
+[0, s] (`latency_row`). Behind a queue its service latency is uniform over [s, s * (1 + busy)].
 
 A simulated request's latency = extra (cross-zone) + service latency + queue wait, where the
 queue wait of a group of requests is 0 with probability p0 and otherwise uniform over
@@ -55,6 +56,22 @@ class ReplicaModel:
         if denom <= 0:
             return float(self.max_batch)
         return min(max(r * (self.base_ms - self.per_item_ms) / denom, 1.0), float(self.max_batch))
+
+    def latency_row(
+        self, rate_rps: float, p0: float, wait_lo_ms: float, wait_hi_ms: float
+    ) -> tuple[float, float, float, float, float]:
+        """(svc_lo, svc_hi, p0, wait_lo, wait_hi) of a LatencyGroups row for requests served at a
+        per-replica rate after the given queue wait. With no queue wait (p0 = 1) the wait columns
+        carry the batch in progress instead: none with probability 1 - busy, else uniform over
+        [0, s]. So at moderate load most requests take s, and the tail 2 s, as a real batcher's do
+        (a uniform over [s, s * (1 + busy)] put the median too high and the p99 too low)."""
+        lo, hi = self.service_bounds_ms(rate_rps)
+        if p0 < 1.0:
+            return lo, hi, p0, wait_lo_ms, wait_hi_ms
+        busy = hi / lo - 1.0
+        # A request that waits joins the batch formed meanwhile: the arrivals over half a batch.
+        waited_ms = self.service_ms(self.batch_at(rate_rps) + max(rate_rps, 0.0) * lo / 2000.0)
+        return lo, lo, 1.0 - busy, waited_ms - lo, waited_ms
 
     def service_bounds_ms(self, rate_rps: float) -> tuple[float, float]:
         """(lo, hi) of the uniform service latency at a per-replica rate."""

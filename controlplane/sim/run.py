@@ -195,11 +195,12 @@ def simulate(
             wait = (1.0 - p0) * 0.5 * (w_lo + w_hi)
             wait_sum_ms[k] += count * wait
             latency_sum_ms[k] += count * (svc_mean + wait + spill * cross_ms)
+            row = replica.latency_row(per_replica_rps, p0, w_lo, w_hi)
             if spill > 0:
-                cols.append((count * (1 - spill), 0.0, svc_lo, svc_hi, p0, w_lo, w_hi))
-                cols.append((count * spill, cross_ms, svc_lo, svc_hi, p0, w_lo, w_hi))
+                cols.append((count * (1 - spill), 0.0, *row))
+                cols.append((count * spill, cross_ms, *row))
             else:
-                cols.append((count, 0.0, svc_lo, svc_hi, p0, w_lo, w_hi))
+                cols.append((count, 0.0, *row))
         billed[k] = fleet.spec
         ready_n[k] = ready
         served_n[k] = served

@@ -61,9 +61,10 @@ class FaultInjector:
         with self._lock:  # request threads and the memory thread share the watcher
             return self.watcher.poll()
 
-    def delay(self, faults: Faults) -> None:
-        if faults.added_latency_ms > 0:
-            self.sleep(faults.added_latency_ms / 1000.0)
+    def delay(self, faults: Faults, batch_size: int = 1) -> None:
+        delay_ms = faults.added_latency_ms + faults.added_latency_per_item_ms * batch_size
+        if delay_ms > 0:
+            self.sleep(delay_ms / 1000.0)
 
     def error_for(self, faults: Faults) -> str | None:
         """The error message if this request is to fail, else None."""

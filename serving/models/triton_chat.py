@@ -151,8 +151,9 @@ class TritonPythonModel:
                 sink.send_error("chat-lm needs inputs input_ids (INT32 [-1]) and max_tokens (INT32 [1])")
                 continue
             req = GenRequest([int(t) for t in prompt], max_tokens, sink)
-            if faults.added_latency_ms > 0:  # delay admission without blocking other requests
-                req.not_before_s = self.engine.clock() + faults.added_latency_ms / 1000.0
+            delay_ms = faults.added_latency_ms + faults.added_latency_per_item_ms
+            if delay_ms > 0:  # delay admission without blocking other requests
+                req.not_before_s = self.engine.clock() + delay_ms / 1000.0
             self.engine.submit(req)
         return None
 

@@ -36,7 +36,7 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         faults = self.faults.poll()
-        self.faults.delay(faults)
+        self.faults.delay(faults, batch_size=len(requests))
         responses: list = [None] * len(requests)
         arrays, served = [], []
         for i, request in enumerate(requests):

@@ -107,3 +107,36 @@ def test_curve_row_matches_the_table():
     points = json.loads(row["points"])
     assert len(points["steps"]) == 2 and points["fitted"]["p99_ms"]["latency_ms"] == [5.0, 30.0]
     assert json.loads(row["inputs"])["step_s"] == 1
+
+
+def test_poisson_arrivals_span_the_step_with_random_gaps():
+    import numpy as np
+
+    from controlplane.capacity.profile import due_times_s
+
+    even = due_times_s(5, 10.0, "constant", np.random.default_rng(0))
+    assert even == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    due = due_times_s(400, 20.0, "poisson", np.random.default_rng(0))
+    gaps = np.diff(due)
+    assert due[0] == 0.0 and all(gaps > 0)
+    assert due[-1] + gaps.mean() == pytest.approx(20.0, rel=0.01)  # n / rate seconds in all
+    assert 0.7 < gaps.std() / gaps.mean() < 1.3  # exponential gaps: coefficient of variation ~1
+
+
+def test_unknown_arrival_pattern_is_refused():
+    with pytest.raises(ValueError, match="arrivals='bursty' must be one of constant, poisson"):
+        SweepOptions(arrivals="bursty")
+
+
+def test_steps_send_fresh_inputs_unless_seeded():
+    # The response cache keys on input bytes and outlives a sweep: by default every step (of
+    # this sweep or any later one) draws new inputs; a fixed seed repeats them.
+    from controlplane.capacity.profile import _planned, step_rng
+
+    def body(opts, step):
+        return _planned("classifier-small", 0, step_rng(opts, step), opts).body
+
+    fresh = SweepOptions()
+    assert body(fresh, 0) != body(fresh, 0)
+    seeded = SweepOptions(seed=7)
+    assert body(seeded, 0) == body(seeded, 0) != body(seeded, 1)

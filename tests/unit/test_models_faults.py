@@ -39,6 +39,20 @@ def test_added_latency_sleeps_per_call(tmp_path):
     assert slept == [0.15]
 
 
+def test_per_item_latency_grows_with_the_batch(tmp_path):
+    slept = []
+    inj = _injector(tmp_path, sleep=slept.append)
+    faults = Faults(added_latency_ms=20, added_latency_per_item_ms=5)
+    inj.delay(faults, batch_size=1)
+    inj.delay(faults, batch_size=8)
+    assert slept == pytest.approx([0.025, 0.060])
+
+
+def test_per_item_latency_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="added_latency_per_item_ms=-1"):
+        Faults(added_latency_per_item_ms=-1).validate()
+
+
 @pytest.mark.parametrize("ratio,low,high", [(0.0, 0, 0), (1.0, 1000, 1000), (0.3, 240, 360)])
 def test_error_rate_fails_that_fraction(tmp_path, ratio, low, high):
     inj = _injector(tmp_path, seed=42)

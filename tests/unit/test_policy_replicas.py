@@ -284,9 +284,58 @@ def test_forecast_floor_leads_the_observed_load_by_at_most_the_lead_ratio(foreca
     assert d.inputs["floor_replicas"] == 25
 
 
+def test_backlog_mode_does_not_remember_a_latency_spike_while_requests_queue():
+    t = 1_700_000_000.0
+    # 5 ready carry 30 rps; a burst queued 20 requests (4 per replica, no real backlog) and the
+    # p99 reads 1.5 x the SLO: 5 x 1.5 -> 8 for now, but not for the 300 s down window.
+    d, st = decide_replicas(
+        _snap(t, current=5, ready=5, rate=30.0, queue=20.0, p99_ms=1500.0), ReplicaPolicyState(), BACKLOG
+    )
+    assert d.inputs["latency_replicas"] == 8 and d.final == 8
+    # 5 s later the burst has passed (no queue, p99 settled): back to the 4 the load needs
+    # (a 50 % step of the rails); nothing held the 8.
+    d, st = decide_replicas(_snap(t + 5, current=8, ready=5, rate=30.0), st, BACKLOG)
+    assert d.final == 4 and "stabilised_down" not in d.reason_codes
+    # Without a queue the same p99 is the replicas' own: remembered by the down window.
+    d, st = decide_replicas(
+        _snap(t, current=5, ready=5, rate=30.0, p99_ms=1500.0), ReplicaPolicyState(), BACKLOG
+    )
+    d, st = decide_replicas(_snap(t + 5, current=8, ready=8, rate=30.0), st, BACKLOG)
+    assert d.final == 8 and "stabilised_down" in d.reason_codes
+
+
+BURST = replace(CFG, burst_window_s=60.0, burst_quantile_ratio=0.75)
+
+
+def test_burst_load_sizes_for_the_recent_short_window_bursts():
+    sim = Sim(4, BURST)
+    # A bursty 24 rps: the stable rate says 24 / 8 -> 3, but every fourth 15 s tick the 6 s
+    # window reads 56 rps.
+    for short in (20.0, 20.0, 20.0, 56.0):
+        d = sim.tick(24.0, short=short)
+    # Four samples in the 60 s window; their 0.75 quantile is the 56 rps burst: 56 / 8 -> 7.
+    assert d.inputs["burst_rate_rps"] == 56.0 and d.inputs["load_replicas"] == 7
+    # Without burst load the same ticks need 3.
+    plain = Sim(4)
+    for short in (20.0, 20.0, 20.0, 56.0):
+        d = plain.tick(24.0, short=short)
+    assert d.inputs["load_replicas"] == 3 and "burst_rate_rps" not in d.inputs
+
+
+def test_burst_load_forgets_bursts_older_than_its_window():
+    sim = Sim(7, BURST)
+    sim.tick(24.0, short=56.0)
+    for _ in range(4):  # 60 s of calm 6 s windows: the burst left the window
+        d = sim.tick(24.0, short=20.0)
+    assert d.inputs["burst_rate_rps"] == 20.0 and d.inputs["load_replicas"] == 3
+    assert all(now > sim.now_s - TICK_S - 60.0 for now, _ in sim.state.short_rates)
+
+
 @pytest.mark.parametrize(
     ("kw", "key"),
     [
+        ({"burst_window_s": 0.0}, "burst_window_s"),
+        ({"burst_quantile_ratio": 1.5}, "burst_quantile_ratio"),
         ({"backlog_drain_s": 0.0}, "backlog_drain_s"),
         ({"latency_settle_s": -1.0}, "latency_settle_s"),
         ({"forecast_max_lead_ratio": float("nan")}, "forecast_max_lead_ratio"),

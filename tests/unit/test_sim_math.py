@@ -54,6 +54,19 @@ def test_steady_state_batch_is_the_fixed_point(rate_rps, batch):
         assert b == pytest.approx(rate_rps * R.service_ms(b) / 1000.0)
 
 
+def test_latency_row_without_a_queue_serves_most_requests_at_once_at_moderate_load():
+    # 4 rps on R: batches of 1 (100 ms), busy 40 % of the time. 60 % of requests find the
+    # replica idle and take 100 ms; the rest wait out the batch in progress (up to 100 ms) and
+    # then their own, grown by the arrivals meanwhile (4 rps x 50 ms / 2 -> 0.2 more items).
+    row = R.latency_row(4.0, 1.0, 0.0, 0.0)
+    assert row == pytest.approx((100.0, 100.0, 0.6, 10.0, 110.0))
+    g = LatencyGroups(*(np.array([v]) for v in (1.0, 0.0, *row)))
+    assert g.quantile_ms(0.5) == pytest.approx(100.0, abs=0.1)  # the median request is served at once
+    assert g.quantile_ms(0.99) == pytest.approx(100.0 + 10.0 + 100.0 * (0.39 / 0.4), abs=0.1)
+    # Behind a queue: the queue's wait, and service uniform over [s, s * (1 + busy)].
+    assert R.latency_row(4.0, 0.3, 50.0, 80.0) == pytest.approx((100.0, 140.0, 0.3, 50.0, 80.0))
+
+
 @pytest.mark.parametrize(
     ("x", "a1", "b1", "a2", "b2", "want"),
     [
