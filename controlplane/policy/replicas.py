@@ -42,6 +42,7 @@ LOAD_OVER_CAPACITY = "load_over_capacity"
 LOAD_BELOW_CAPACITY = "load_below_capacity"
 QUEUE_OVER_TARGET = "queue_over_target"
 LATENCY_OVER_SLO = "latency_over_slo"
+BURST_LOAD = "burst_load"  # recent short-window bursts, not the stable rate, set the load's count
 PANIC = "panic"  # a surge: sized from the short window, no scale-down
 PANIC_HOLD = "panic_hold"  # still inside panic_hold_s of the last trigger
 SCALE_DOWN_BLOCKED_CAPACITY = "scale_down_blocked_capacity"
@@ -218,6 +219,8 @@ def recommend_replicas(
         load_need = replicas_needed(max(rate, burst or 0.0), cap, cfg.headroom_ratio)
         inputs["load_replicas"] = load_need
         candidates.append(load_need)
+        if load_need > replicas_needed(rate, cap, cfg.headroom_ratio):
+            reasons.append(BURST_LOAD)
     else:
         candidates.append(current)  # without a capacity model load cannot justify a scale-down
     tol = cfg.tolerance_ratio

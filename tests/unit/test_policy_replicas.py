@@ -315,6 +315,7 @@ def test_burst_load_sizes_for_the_recent_short_window_bursts():
         d = sim.tick(24.0, short=short)
     # Four samples in the 60 s window; their 0.75 quantile is the 56 rps burst: 56 / 8 -> 7.
     assert d.inputs["burst_rate_rps"] == 56.0 and d.inputs["load_replicas"] == 7
+    assert "burst_load" in d.reason_codes
     # Without burst load the same ticks need 3.
     plain = Sim(4)
     for short in (20.0, 20.0, 20.0, 56.0):
@@ -328,6 +329,7 @@ def test_burst_load_forgets_bursts_older_than_its_window():
     for _ in range(4):  # 60 s of calm 6 s windows: the burst left the window
         d = sim.tick(24.0, short=20.0)
     assert d.inputs["burst_rate_rps"] == 20.0 and d.inputs["load_replicas"] == 3
+    assert "burst_load" not in d.reason_codes
     assert all(now > sim.now_s - TICK_S - 60.0 for now, _ in sim.state.short_rates)
 
 
