@@ -70,6 +70,10 @@ def fleetpilot_policy(max_replicas: int, capacity_rps: float, slo_ms: float) -> 
       (the library's 8 requests suits a ~100 rps classifier, not a ~15 rps LLM replica);
     - rails max_down_ratio 0.5 (Knative's max scale-down rate 2 per step; the library default
       removes one replica per minute, far too slow for fleets of tens of replicas);
+    - rails max_up_ratio 10 (Knative allows 1000x per step): with the library's 100 % per minute
+      the recovery from an outage, 1 replica to the 11 the returning load needs, took two
+      start-ups instead of one (m-small 0.9966 -> 0.9968 attainment, m-mid 0.9976 -> 0.9979, the
+      same GPU-hours);
     - backlog_drain_s 30: a queue is sized as load + queue / 30 s against every replica
       ordered, instead of queue / target against the ready ones, which re-ordered on every
       tick of a start-up (8 -> 94 replicas for a 165 rps step); 10-60 s scored the same on the
@@ -85,7 +89,7 @@ def fleetpilot_policy(max_replicas: int, capacity_rps: float, slo_ms: float) -> 
         forecast_max_lead_ratio=1.0,
         burst_window_s=900.0,
         burst_quantile_ratio=0.95,
-        rails=RailsConfig(max_replicas=max_replicas, max_down_ratio=0.5),
+        rails=RailsConfig(max_replicas=max_replicas, max_down_ratio=0.5, max_up_ratio=10.0),
     )
 
 

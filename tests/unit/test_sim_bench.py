@@ -119,13 +119,13 @@ def test_fleetpilot_is_the_live_policy_with_its_rails(rate_trace):
     opts = BenchOptions(policies=("fleetpilot",))
     drivers, _ = build_drivers(load_workload(rate_trace), 14.0, opts, peak_rps=240.0)
     d = drivers["fleetpilot"]
-    snap = ModelSnapshot(now_s=5.0, model="m", observed_replicas=2, ready_replicas=2, rate_rps=100.0,
+    snap = ModelSnapshot(now_s=5.0, model="m", observed_replicas=2, ready_replicas=2, rate_rps=400.0,
                          rate_age_s=1.0, capacity_rps=14.0, spec_replicas=2)  # fmt: skip
     decision = d.decide(snap)
     assert decision.policy == "replicas" and "mode_active" in decision.reason_codes
-    # 100 rps / 14 rps per replica at headroom 0 asks for 8; the rails' up step (max(4, 100 %) of 2)
-    # lets 6 through this tick.
-    assert (decision.recommended, decision.final) == (8, 6) and "step_limited_up" in decision.reason_codes
+    # 400 rps / 14 rps per replica at headroom 0 asks for 29; the bench's up step (max(4, 10 x 2))
+    # lets 22 through this tick.
+    assert (decision.recommended, decision.final) == (29, 22) and "step_limited_up" in decision.reason_codes
 
 
 def test_profiled_capacity_is_below_the_max_throughput_and_meets_the_slo():
