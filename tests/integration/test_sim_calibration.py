@@ -4,10 +4,10 @@ loads at 50 %, 70 % and 90 % of its capacity and compare the simulated latency w
 measured one: within 20 % on average over the three, and within 35 % at each.
 
 Those are regression bounds, not the goal. The issue asks for 15 % at each load, and that is
-not met yet. In seven runs here (medians, fits on 6 to 10 points), the errors at 50 / 70 / 90 %
-were 0.1-18 / 4-26 / 6-17 %, their means 5-14 %. The simulator under-predicted the median at
-70 % in every run: with Poisson bursts a real replica queues more at that load than the fluid
-batch model gives.
+not met yet. In six runs here whose figures were printed (medians, fits on 6 to 10 points, one
+of them in CI), the errors at 50 / 70 / 90 % were 0.1-18 / 4-26 / 5.5-17 %, their means 5-14 %.
+The simulator under-predicted the median at 70 % in every run: with Poisson bursts a real
+replica queues more at that load than the fluid batch model gives.
 
 The replica gets a batching curve: BASE_MS per batch plus PER_ITEM_MS per request in it,
 injected with the fault mechanism (a sleep in each `execute()`, sized by the batch Triton's
