@@ -81,6 +81,13 @@ class ReplicaModel:
         return s, s * (1.0 + busy)
 
 
+def row_mean_ms(row: tuple[float, float, float, float, float]) -> float:
+    """Mean latency of a `latency_row` (svc_lo, svc_hi, p0, wait_lo, wait_hi): the service's
+    uniform plus the wait's, which comes with probability 1 - p0."""
+    svc_lo, svc_hi, p0, wait_lo, wait_hi = row
+    return 0.5 * (svc_lo + svc_hi) + (1.0 - p0) * 0.5 * (wait_lo + wait_hi)
+
+
 def _g(z: np.ndarray) -> np.ndarray:
     z = np.maximum(z, 0.0)
     return 0.5 * z * z

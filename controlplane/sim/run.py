@@ -28,7 +28,7 @@ from controlplane.policy.replicas import ReplicaPolicyConfig, ReplicaPolicyState
 from controlplane.policy.snapshot import ModelSnapshot, forecast_at
 from controlplane.sim.baselines import Baseline
 from controlplane.sim.fleet import Fleet, FleetModel
-from controlplane.sim.latency import LatencyGroups
+from controlplane.sim.latency import LatencyGroups, row_mean_ms
 from controlplane.sim.metrics import SimResult
 from controlplane.sim.workload import Workload
 
@@ -188,14 +188,11 @@ def simulate(
         groups, spill, ready = fleet.serve(now, dt, float(counts[k]))
         served = sum(g[0] for g in groups)
         per_replica_rps = served / dt / ready if ready else 0.0
-        svc_lo, svc_hi = replica.service_bounds_ms(per_replica_rps)
         recent_start.append(len(cols))
-        svc_mean = 0.5 * (svc_lo + svc_hi)
         for count, p0, w_lo, w_hi in groups:
-            wait = (1.0 - p0) * 0.5 * (w_lo + w_hi)
-            wait_sum_ms[k] += count * wait
-            latency_sum_ms[k] += count * (svc_mean + wait + spill * cross_ms)
             row = replica.latency_row(per_replica_rps, p0, w_lo, w_hi)
+            wait_sum_ms[k] += count * (1.0 - p0) * 0.5 * (w_lo + w_hi)  # the queue's part only
+            latency_sum_ms[k] += count * (row_mean_ms(row) + spill * cross_ms)
             if spill > 0:
                 cols.append((count * (1 - spill), 0.0, *row))
                 cols.append((count * spill, cross_ms, *row))
