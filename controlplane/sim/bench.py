@@ -39,6 +39,7 @@ from controlplane.sim.baselines import (
     StaticConfig,
     baseline,
 )
+from controlplane.sim.calibrate import serve_one_replica
 from controlplane.sim.fleet import Fleet, FleetModel
 from controlplane.sim.latency import LatencyGroups, ReplicaModel
 from controlplane.sim.run import (
@@ -132,19 +133,16 @@ def profile_capacity(
         cols = []
         served_total = 0.0
         for k, a in enumerate(rng.poisson(offered * tick_s, size=ticks)):
-            groups, _, ready = fleet.serve(k * tick_s, tick_s, float(a))
-            served = sum(g[0] for g in groups)
+            rows, served = serve_one_replica(fleet, k * tick_s, tick_s, float(a))
+            cols += rows
             served_total += served
-            rate = served / tick_s / max(ready, 1)
-            cols += [(g[0], 0.0, *replica.latency_row(rate, *g[1:])) for g in groups]
-        arr = np.array(cols, dtype=float)
-        lat = LatencyGroups(*(arr[:, i] for i in range(7)))
+        lat = LatencyGroups.from_rows(cols)
         points.append(
             LoadPoint(
                 offered_rps=offered,
                 achieved_rps=served_total / (ticks * tick_s),
                 p99_ms=lat.quantile_ms(0.99),
-                requests=int(arr[:, 0].sum()),
+                requests=int(lat.count.sum()),
             )
         )
     return capacity_at_slo(points, Slo(p99_ms=slo_ms))

@@ -21,6 +21,16 @@ from controlplane.sim.latency import LatencyGroups, ReplicaModel
 BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
 
 
+def serve_one_replica(
+    fleet: Fleet, now_s: float, tick_s: float, arrivals: float
+) -> tuple[list[tuple], float]:
+    """One tick of a one-replica fleet without zones -> (its LatencyGroups rows, requests served)."""
+    groups, _, ready = fleet.serve(now_s, tick_s, arrivals)
+    served = sum(g[0] for g in groups)
+    rate = served / tick_s / max(ready, 1)
+    return [(g[0], 0.0, *fleet.model.replica.latency_row(rate, *g[1:])) for g in groups], served
+
+
 def steady_latency_ms(
     replica: ReplicaModel,
     rate_rps: float,
@@ -42,14 +52,10 @@ def steady_latency_ms(
     cols = []
     k = 0
     while k < ticks or fleet.queue:  # after the step, the stragglers drain
-        a = float(arrivals[k]) if k < ticks else 0.0
-        groups, _, ready = fleet.serve(k * tick_s, tick_s, a)
-        served = sum(g[0] for g in groups)
-        rate = served / tick_s / max(ready, 1)
-        cols += [(g[0], 0.0, *replica.latency_row(rate, *g[1:])) for g in groups]
+        rows, _ = serve_one_replica(fleet, k * tick_s, tick_s, float(arrivals[k]) if k < ticks else 0.0)
+        cols += rows
         k += 1
-    arr = np.array(cols, dtype=float)
-    return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_ms(q)
+    return LatencyGroups.from_rows(cols).quantile_ms(q)
 
 
 def fit_replica_model(

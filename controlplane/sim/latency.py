@@ -124,6 +124,12 @@ class LatencyGroups:
     wait_lo_ms: np.ndarray
     wait_hi_ms: np.ndarray
 
+    @classmethod
+    def from_rows(cls, rows: list[tuple]) -> LatencyGroups:
+        """From (count, extra_ms, svc_lo, svc_hi, p0, wait_lo, wait_hi) tuples, one per group."""
+        arr = np.array(rows, dtype=float) if rows else np.zeros((0, 7))
+        return cls(*(arr[:, i] for i in range(7)))
+
     def cdf(self, x_ms: float) -> np.ndarray:
         """Per group: fraction of its requests with latency <= x_ms."""
         y = x_ms - self.extra_ms

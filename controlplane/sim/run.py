@@ -141,10 +141,10 @@ def _recent_p99_ms(cols: list[tuple], first: int, fleet: Fleet, now_s: float, ti
     rows = cols[first:] + waiting
     if not rows:
         return None
-    arr = np.array(rows, dtype=float)
-    if arr[:, 0].sum() <= 0:
+    groups = LatencyGroups.from_rows(rows)
+    if groups.count.sum() <= 0:
         return None
-    return LatencyGroups(*(arr[:, i] for i in range(7))).quantile_grid_ms(0.99)
+    return groups.quantile_grid_ms(0.99)
 
 
 def simulate(
@@ -244,11 +244,9 @@ def simulate(
 
     for count, p0, w_lo, w_hi in fleet.unserved(n * dt, dt):
         cols.append((count, 0.0, replica.service_ms(1), replica.service_ms(1), p0, w_lo, w_hi))
-    arr = np.array(cols, dtype=float) if cols else np.zeros((0, 7))
-    groups = LatencyGroups(*(arr[:, i] for i in range(7)))
     return SimResult(
         policy=driver.name,
-        groups=groups,
+        groups=LatencyGroups.from_rows(cols),
         gpu_s=gpu_s,
         scale_actions=actions,
         failures=fleet.failures,

@@ -61,7 +61,7 @@ def test_latency_row_without_a_queue_serves_most_requests_at_once_at_moderate_lo
     row = R.latency_row(4.0, 1.0, 0.0, 0.0)
     assert row == pytest.approx((100.0, 100.0, 0.6, 10.0, 110.0))
     assert row_mean_ms(row) == pytest.approx(100.0 + 0.4 * 60.0)  # the mean the telemetry reports
-    g = LatencyGroups(*(np.array([v]) for v in (1.0, 0.0, *row)))
+    g = LatencyGroups.from_rows([(1.0, 0.0, *row)])
     assert g.quantile_ms(0.5) == pytest.approx(100.0, abs=0.1)  # the median request is served at once
     assert g.quantile_ms(0.99) == pytest.approx(100.0 + 10.0 + 100.0 * (0.39 / 0.4), abs=0.1)
     # Behind a queue: the queue's wait, and service uniform over [s, s * (1 + busy)].
