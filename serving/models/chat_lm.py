@@ -305,6 +305,7 @@ class ChatEngine:
     def _emit(self, seqs: list[GenRequest], logits: torch.Tensor) -> None:
         next_ids = logits.argmax(dim=-1).tolist()
         now = self.clock()
+        self.metrics.generation_tokens(len(seqs))
         for seq, tok in zip(seqs, next_ids, strict=True):
             seq.generated.append(tok)
             if len(seq.generated) == 1:
@@ -313,15 +314,18 @@ class ChatEngine:
                 self.metrics.time_per_output_token(now - seq.last_token_s)
             seq.last_token_s = now
             final = len(seq.generated) >= seq.max_tokens
+            if final:
+                # Close the books before the last token leaves: a client that scrapes the
+                # metrics after its final token must see its request counted and its KV freed.
+                self.metrics.e2e_request_latency(now - seq.arrival_s)
+                self._release(seq)
+                self._publish_gauges()
             try:
                 delivered = seq.sink.send_token(tok, token_text(tok), final)
             except Exception:  # noqa: BLE001 - a broken client must not stop the engine
                 delivered = False
-            if final:
-                self.metrics.e2e_request_latency(now - seq.arrival_s)
-            if final or not delivered:
+            if not final and not delivered:
                 self._release(seq)
-        self.metrics.generation_tokens(len(seqs))
 
     def _release(self, seq: GenRequest) -> None:
         self.running.remove(seq)

@@ -212,6 +212,24 @@ def test_metrics_count_tokens_and_latencies(lm):
     assert metrics.gauge_updates[0][0] == 2 and metrics.gauge_updates[-1] == (0, 0, 0.0)
 
 
+def test_final_token_leaves_after_the_books_are_closed(lm):
+    """A client that scrapes after its last token must see its request counted and its KV
+    freed (a clean-clone CI run read kv_cache_usage_perc 0.0024 after the final token)."""
+    metrics = RecordingMetrics()
+    engine = _engine(lm, metrics=metrics)
+    seen_at_final = []
+
+    class ScrapingSink(FakeSink):
+        def send_token(self, token_id, text, final):
+            if final:
+                seen_at_final.append((len(metrics.e2e), engine.kv_reserved_tokens, metrics.gauge_updates[-1]))
+            return super().send_token(token_id, text, final)
+
+    engine.submit(GenRequest([1, 2, 3], 5, ScrapingSink()))
+    _run(engine)
+    assert seen_at_final == [(1, 0, (0, 0, 0.0))]
+
+
 def test_not_before_delays_admission(lm):
     clock = FakeClock()
     engine, sink = _engine(lm, clock=clock), FakeSink()
