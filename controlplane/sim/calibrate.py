@@ -25,10 +25,12 @@ def serve_one_replica(
     fleet: Fleet, now_s: float, tick_s: float, arrivals: float
 ) -> tuple[list[tuple], float]:
     """One tick of a one-replica fleet without zones -> (its LatencyGroups rows, requests served)."""
-    groups, _, ready = fleet.serve(now_s, tick_s, arrivals)
+    groups, _, _ = fleet.serve(now_s, tick_s, arrivals)
     served = sum(g[0] for g in groups)
-    rate = served / tick_s / max(ready, 1)
-    return [(g[0], 0.0, *fleet.model.replica.latency_row(rate, *g[1:])) for g in groups], served
+    rate = fleet.replica_load_rps or 0.0
+    replica = fleet.model.replica
+    rows = [(g[0] * share, 0.0, *row) for g in groups for share, row in replica.latency_rows(rate, *g[1:])]
+    return rows, served
 
 
 def steady_latency_ms(
@@ -59,28 +61,44 @@ def steady_latency_ms(
 
 
 def fit_replica_model(
-    rates_rps: Sequence[float], latency_ms: Sequence[float], q: float = 0.99, step_s: float = 5.0
+    rates_rps: Sequence[float],
+    latency_ms: Sequence[float],
+    q: float = 0.99,
+    step_s: float = 5.0,
+    max_batch: int | None = None,
 ) -> ReplicaModel:
     """The batching curve whose q-quantile latency best matches the measured one at each rate
-    (least squares on log latency over a grid)."""
+    (least squares on log latency over a grid, then a finer grid around the best). max_batch:
+    the model's configured max_batch_size when known (Triton's model config); else fitted too,
+    and a small batch with a steep per-item cost can then pass for a large one on noisy points."""
     pairs = [(r, x) for r, x in zip(rates_rps, latency_ms, strict=True) if r > 0 and x is not None and x > 0]
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 measured (rate, latency) pairs, got {len(pairs)}")
+    if max_batch is not None and max_batch < 1:
+        raise ValueError(f"max_batch={max_batch} must be >= 1 (or None to fit it)")
     rates = np.array([r for r, _ in pairs])
     measured = np.log([x for _, x in pairs])
     low = float(np.exp(measured.min()))
+    batches = BATCH_GRID if max_batch is None else (max_batch,)
 
     def error(model: ReplicaModel) -> float:
         pred = np.log([steady_latency_ms(model, r, step_s, q=q, tick_s=0.1) for r in rates])
         return float(np.sum((pred - measured) ** 2))
 
-    grid = (
-        ReplicaModel(float(base), float(base * per_ratio), batch)
-        for base, per_ratio, batch in itertools.product(
-            low * np.linspace(0.5, 1.3, 9), np.linspace(0.0, 1.2, 13), BATCH_GRID
-        )
+    def best(bases, ratios, batches) -> ReplicaModel:
+        grid = itertools.product(bases, ratios, batches)
+        return min((ReplicaModel(float(b), float(b * r), m) for b, r, m in grid), key=error)
+
+    coarse = best(low * np.linspace(0.5, 1.3, 9), np.linspace(0.0, 1.2, 13), batches)
+    # Then a finer grid around it: near saturation the latency turns on a few percent of
+    # per_item_ms, finer than the coarse grid's steps.
+    ratio = coarse.per_item_ms / coarse.base_ms
+    at = batches.index(coarse.max_batch)
+    return best(
+        coarse.base_ms * np.linspace(0.95, 1.05, 5),
+        np.maximum(ratio + np.linspace(-0.06, 0.06, 7), 0.0),
+        batches[max(at - 1, 0) : at + 2],
     )
-    return min(grid, key=error)
 
 
 def fit_to_points(points: Sequence[LoadPoint], step_s: float = 5.0) -> ReplicaModel:

@@ -25,6 +25,8 @@ import numpy as np
 
 from controlplane.sim.latency import ReplicaModel
 
+LOAD_LEVEL_TAU_S = 10.0  # a replica's queue settles within a few batches; load moves slower
+
 
 @dataclass(frozen=True)
 class FleetModel:
@@ -72,6 +74,11 @@ class Fleet:
         self.queue: deque[list[float]] = deque()  # [arrival tick start, total, remaining]
         self.queue_len = 0.0
         self.failures = 0
+        # Served requests per second per ready replica, smoothed over LOAD_LEVEL_TAU_S: the
+        # load a replica's own batching queue sees (latency.ReplicaModel.latency_rows). One
+        # tick's count would double count: its excess over what the replicas serve already
+        # queues here, tick by tick.
+        self.replica_load_rps: float | None = None
         self._spec = 0
         self._cache: tuple[float, float, np.ndarray] | None = None  # (from, until, ready by zone)
         self._add(initial_replicas, now_s - model.startup_s)  # ready at the start
@@ -182,6 +189,7 @@ class Fleet:
             if c[2] <= 1e-9:
                 q.popleft()
         self.queue_len = max(0.0, self.queue_len - used) if q else 0.0
+        self._smooth_load(used / tick_s / ready if ready else 0.0, tick_s)
         spill = 0.0
         if self.model.zones > 1 and arrivals > 0 and ready > 0:
             share = arrivals / self.model.zones  # equal shares of the arrivals per zone
@@ -190,6 +198,13 @@ class Fleet:
             spare = float(np.maximum(local_cap - share, 0.0).sum())
             spill = min(over, spare) / arrivals
         return groups, spill, ready
+
+    def _smooth_load(self, rate_rps: float, tick_s: float) -> None:
+        if self.replica_load_rps is None:
+            self.replica_load_rps = rate_rps
+            return
+        alpha = min(1.0, tick_s / LOAD_LEVEL_TAU_S)
+        self.replica_load_rps += alpha * (rate_rps - self.replica_load_rps)
 
     def unserved(self, end_s: float, tick_s: float) -> list[tuple]:
         """Requests still queued at the end: waits so far (they count as late if the SLO passed)."""

@@ -4,10 +4,10 @@ Replica (Triton dynamic batching): a batch of b requests takes
     service_ms(b) = base_ms + per_item_ms * (b - 1),   b <= max_batch
 so throughput b / service_ms(b) rises with the batch size up to max_batch (the capacity
 curve). At a steady per-replica rate r the batch that forms while the previous one runs is the
-fixed point b = r * service_ms(b) (clipped to [1, max_batch]). With no queue, a request finds
-the replica idle with probability 1 - busy (busy: the replica's busy fraction) and is served at
-once in s = service_ms(b); otherwise it first waits out the batch in progress, uniform over
-[0, s] (`latency_row`). Behind a queue its service latency is uniform over [s, s * (1 + busy)].
+fixed point b = r * service_ms(b) (clipped to [1, max_batch]). With no tick-level queue, a
+request's latency is the replica's own Poisson queueing, looked up in a table made by an exact
+event simulation of the batcher (batch_queue.py; `latency_rows`). Behind a queue its service
+latency is uniform over [s, s * (1 + busy)], s = service_ms(b).
 
 A simulated request's latency = extra (cross-zone) + service latency + queue wait, where the
 queue wait of a group of requests is 0 with probability p0 and otherwise uniform over
@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from controlplane.sim.batch_queue import idle_bands
 
 _MIN_WIDTH_MS = 1e-6  # a zero-width uniform is a point mass; this keeps the formula finite
 
@@ -57,21 +59,20 @@ class ReplicaModel:
             return float(self.max_batch)
         return min(max(r * (self.base_ms - self.per_item_ms) / denom, 1.0), float(self.max_batch))
 
-    def latency_row(
+    def latency_rows(
         self, rate_rps: float, p0: float, wait_lo_ms: float, wait_hi_ms: float
-    ) -> tuple[float, float, float, float, float]:
-        """(svc_lo, svc_hi, p0, wait_lo, wait_hi) of a LatencyGroups row for requests served at a
-        per-replica rate after the given queue wait. With no queue wait (p0 = 1) the wait columns
-        carry the batch in progress instead: none with probability 1 - busy, else uniform over
-        [0, s]. So at moderate load most requests take s, and the tail 2 s, as a real batcher's do
-        (a uniform over [s, s * (1 + busy)] put the median too high and the p99 too low)."""
-        lo, hi = self.service_bounds_ms(rate_rps)
+    ) -> list[tuple[float, tuple[float, float, float, float, float]]]:
+        """(share, (svc_lo, svc_hi, p0, wait_lo, wait_hi)) LatencyGroups rows, shares summing to
+        1, for requests served at a per-replica rate after the given queue wait. With no queue
+        wait (p0 = 1) the rows carry the replica's own Poisson queueing instead, from the exact
+        bulk-service table (batch_queue.py): a point mass at base_ms (an idle replica) and
+        uniform bands of waits through the median, the p99 and the p99.9."""
         if p0 < 1.0:
-            return lo, hi, p0, wait_lo_ms, wait_hi_ms
-        busy = hi / lo - 1.0
-        # A request that waits joins the batch formed meanwhile: the arrivals over half a batch.
-        waited_ms = self.service_ms(self.batch_at(rate_rps) + max(rate_rps, 0.0) * lo / 2000.0)
-        return lo, lo, 1.0 - busy, waited_ms - lo, waited_ms
+            lo, hi = self.service_bounds_ms(rate_rps)
+            return [(1.0, (lo, hi, p0, wait_lo_ms, wait_hi_ms))]
+        base = self.base_ms
+        bands = idle_bands(base, self.per_item_ms, self.max_batch, rate_rps)
+        return [(share, (base, base, p_idle, lo, hi)) for share, p_idle, lo, hi in bands]
 
     def service_bounds_ms(self, rate_rps: float) -> tuple[float, float]:
         """(lo, hi) of the uniform service latency at a per-replica rate."""
@@ -81,11 +82,13 @@ class ReplicaModel:
         return s, s * (1.0 + busy)
 
 
-def row_mean_ms(row: tuple[float, float, float, float, float]) -> float:
-    """Mean latency of a `latency_row` (svc_lo, svc_hi, p0, wait_lo, wait_hi): the service's
-    uniform plus the wait's, which comes with probability 1 - p0."""
-    svc_lo, svc_hi, p0, wait_lo, wait_hi = row
-    return 0.5 * (svc_lo + svc_hi) + (1.0 - p0) * 0.5 * (wait_lo + wait_hi)
+def rows_mean_ms(rows: list[tuple[float, tuple[float, float, float, float, float]]]) -> float:
+    """Mean latency of `latency_rows`: per row the service's uniform plus the wait's, which
+    comes with probability 1 - p0, weighted by the rows' shares."""
+    return sum(
+        share * (0.5 * (svc_lo + svc_hi) + (1.0 - p0) * 0.5 * (wait_lo + wait_hi))
+        for share, (svc_lo, svc_hi, p0, wait_lo, wait_hi) in rows
+    )
 
 
 def _g(z: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from controlplane.policy.replicas import ReplicaPolicyConfig, ReplicaPolicyState
 from controlplane.policy.snapshot import ModelSnapshot, forecast_at
 from controlplane.sim.baselines import Baseline
 from controlplane.sim.fleet import Fleet, FleetModel
-from controlplane.sim.latency import LatencyGroups, row_mean_ms
+from controlplane.sim.latency import LatencyGroups, rows_mean_ms
 from controlplane.sim.metrics import SimResult
 from controlplane.sim.workload import Workload
 
@@ -187,17 +187,18 @@ def simulate(
         fleet.fail(now, dt)
         groups, spill, ready = fleet.serve(now, dt, float(counts[k]))
         served = sum(g[0] for g in groups)
-        per_replica_rps = served / dt / ready if ready else 0.0
+        per_replica_rps = fleet.replica_load_rps or 0.0
         recent_start.append(len(cols))
         for count, p0, w_lo, w_hi in groups:
-            row = replica.latency_row(per_replica_rps, p0, w_lo, w_hi)
+            rows = replica.latency_rows(per_replica_rps, p0, w_lo, w_hi)
             wait_sum_ms[k] += count * (1.0 - p0) * 0.5 * (w_lo + w_hi)  # the queue's part only
-            latency_sum_ms[k] += count * (row_mean_ms(row) + spill * cross_ms)
-            if spill > 0:
-                cols.append((count * (1 - spill), 0.0, *row))
-                cols.append((count * spill, cross_ms, *row))
-            else:
-                cols.append((count, 0.0, *row))
+            latency_sum_ms[k] += count * (rows_mean_ms(rows) + spill * cross_ms)
+            for share, row in rows:
+                if spill > 0:
+                    cols.append((count * share * (1 - spill), 0.0, *row))
+                    cols.append((count * share * spill, cross_ms, *row))
+                else:
+                    cols.append((count * share, 0.0, *row))
         billed[k] = fleet.spec
         ready_n[k] = ready
         served_n[k] = served

@@ -3,11 +3,15 @@ fit the simulated replica's batching curve to measured steps, then offer the rea
 loads at 50 %, 70 % and 90 % of its capacity and compare the simulated latency with the
 measured one: within 20 % on average over the three, and within 35 % at each.
 
-Those are regression bounds, not the goal. The issue asks for 15 % at each load, and that is
-not met yet. In six runs here whose figures were printed (medians, fits on 6 to 10 points, one
-of them in CI), the errors at 50 / 70 / 90 % were 0.1-18 / 4-26 / 5.5-17 %, their means 5-14 %.
-The simulator under-predicted the median at 70 % in every run: with Poisson bursts a real
-replica queues more at that load than the fluid batch model gives.
+Those are regression bounds, not the goal. The issue asks for 15 % at each load. The simulated
+replica now queues as a real batcher does (an exact event simulation of the bulk-service queue,
+batch_queue.py): with the injected curve itself (78 ms alone, 45 ms per item, batches up to 64)
+it reads a real replica's medians at 50 / 70 / 90 % within 5-20 %. What is left is the fit's:
+its points are single steps on a shared 2-core box, and at 80-90 % load a step's median moves
+20 % from step to step with the machine. In four runs here since that change, the errors were
+2-28 / 1.5-17 / 0.2-24 %, their means 6-16 % (the fluid model before it: 0.1-18 / 4-26 /
+5.5-17 %, means 5-14 %, and a p99 2-3x too low). The fit now takes max_batch from the model's
+config: a free one once chose batches of 2 with a steep per-item cost, 28 % off at 50 %.
 
 The replica gets a batching curve: BASE_MS per batch plus PER_ITEM_MS per request in it,
 injected with the fault mechanism (a sleep in each `execute()`, sized by the batch Triton's
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import statistics
 
+import httpx
 import numpy as np
 import pytest
 
@@ -48,7 +53,10 @@ QUANTILE = 0.5  # the latency compared (see above)
 FIT_FRACTIONS = (0.3, 0.45, 0.6, 0.75, 0.85, 1.0)  # one step each: 3 parameters for 6 points
 CHECK_FRACTIONS = (0.5, 0.7, 0.9)
 CHECK_REPEATS = 3  # fresh steps per checked load, pooled: one disturbed step is not the replica
-STEP_REQUESTS = 80  # per step: the p99 (sweep) and quantiles of fewer swing from step to step
+STEP_REQUESTS = 100  # per step: the p99 (sweep) and quantiles of fewer swing from step to step
+# The first requests of a step meet an empty replica; the simulator's latency is the steady
+# state's (at 90 % load an empty start reads the median 10-20 % low over 80 requests).
+WARMUP_REQUESTS = 25
 
 
 @pytest.fixture
@@ -58,7 +66,8 @@ def step_latencies(monkeypatch):
     original = profile.point_from_results
 
     def keep(results, rate_rps, wall_s):
-        steps.append([r.latency_ms for r in results if r.status == "ok" and r.latency_ms is not None])
+        steady = [r for r in results if r.index >= WARMUP_REQUESTS]
+        steps.append([r.latency_ms for r in steady if r.status == "ok" and r.latency_ms is not None])
         return original(results, rate_rps, wall_s)
 
     monkeypatch.setattr(profile, "point_from_results", keep)
@@ -106,7 +115,10 @@ def _check(url, steps):
     fit += [
         (r, _measure(url, r, opts, steps, repeats=1)[0]) for r in (round(f * cap, 1) for f in FIT_FRACTIONS)
     ]
-    model = fit_replica_model([r for r, _ in fit], [x for _, x in fit], q=QUANTILE, step_s=opts.step_s)
+    max_batch = httpx.get(f"{url}/v2/models/{MODEL}/config", timeout=10).json()["max_batch_size"]
+    model = fit_replica_model(
+        [r for r, _ in fit], [x for _, x in fit], q=QUANTILE, step_s=opts.step_s, max_batch=max_batch
+    )
 
     rows = []
     for frac in CHECK_FRACTIONS:

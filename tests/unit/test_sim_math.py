@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from controlplane.sim.fleet import Fleet, FleetModel, wait_piece
-from controlplane.sim.latency import LatencyGroups, ReplicaModel, cdf_sum_uniform, row_mean_ms
+from controlplane.sim.latency import LatencyGroups, ReplicaModel, cdf_sum_uniform, rows_mean_ms
 from controlplane.sim.workload import (
     Workload,
     counts_from_offsets,
@@ -54,18 +54,24 @@ def test_steady_state_batch_is_the_fixed_point(rate_rps, batch):
         assert b == pytest.approx(rate_rps * R.service_ms(b) / 1000.0)
 
 
-def test_latency_row_without_a_queue_serves_most_requests_at_once_at_moderate_load():
-    # 4 rps on R: batches of 1 (100 ms), busy 40 % of the time. 60 % of requests find the
-    # replica idle and take 100 ms; the rest wait out the batch in progress (up to 100 ms) and
-    # then their own, grown by the arrivals meanwhile (4 rps x 50 ms / 2 -> 0.2 more items).
-    row = R.latency_row(4.0, 1.0, 0.0, 0.0)
-    assert row == pytest.approx((100.0, 100.0, 0.6, 10.0, 110.0))
-    assert row_mean_ms(row) == pytest.approx(100.0 + 0.4 * 60.0)  # the mean the telemetry reports
-    g = LatencyGroups.from_rows([(1.0, 0.0, *row)])
-    assert g.quantile_ms(0.5) == pytest.approx(100.0, abs=0.1)  # the median request is served at once
-    assert g.quantile_ms(0.99) == pytest.approx(100.0 + 10.0 + 100.0 * (0.39 / 0.4), abs=0.1)
+def test_latency_rows_without_a_queue_carry_the_replicas_own_poisson_queueing():
+    # 4 rps on R (base 100 ms, per item 50 ms, max 8): utilisation 0.4 / (8 / 450 ms) = 0.225.
+    rows = R.latency_rows(4.0, 1.0, 0.0, 0.0)
+    assert sum(share for share, _ in rows) == pytest.approx(1.0)
+    assert all(row[:2] == (100.0, 100.0) for _, row in rows)  # an idle replica serves at once
+    g = LatencyGroups.from_rows([(share, 0.0, *row) for share, row in rows])
+    # The exact batch queue (batch_queue.py) at this load: most requests find it idle, and the
+    # tail waits out a batch in progress and its own.
+    assert g.quantile_ms(0.5) == pytest.approx(100.0, abs=1.0)
+    assert 180.0 < g.quantile_ms(0.99) < 320.0
+    assert rows_mean_ms(rows) == pytest.approx(
+        sum(s * (r[0] + (1 - r[2]) * 0.5 * (r[3] + r[4])) for s, r in rows)
+    )
+    # Heavier load: a longer wait at every quantile.
+    heavy = LatencyGroups.from_rows([(s, 0.0, *r) for s, r in R.latency_rows(14.0, 1.0, 0.0, 0.0)])
+    assert heavy.quantile_ms(0.5) > g.quantile_ms(0.5) + 20 and heavy.quantile_ms(0.99) > g.quantile_ms(0.99)
     # Behind a queue: the queue's wait, and service uniform over [s, s * (1 + busy)].
-    assert R.latency_row(4.0, 0.3, 50.0, 80.0) == pytest.approx((100.0, 140.0, 0.3, 50.0, 80.0))
+    assert R.latency_rows(4.0, 0.3, 50.0, 80.0) == [(1.0, pytest.approx((100.0, 140.0, 0.3, 50.0, 80.0)))]
 
 
 @pytest.mark.parametrize(
