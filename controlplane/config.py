@@ -471,7 +471,7 @@ class ControlConfig(_Section):
         description="Size for the burst_quantile_ratio of the short-window rates of this window too, not only the stable rate (seconds; null: off).",
     )
     burst_quantile_ratio: float = Field(
-        0.95,
+        0.9,
         ge=0,
         le=1,
         description="Quantile of the recent short-window rates the fleet is sized for (0-1).",

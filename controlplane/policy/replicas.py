@@ -79,7 +79,7 @@ class ReplicaPolicyConfig:
     # queue past the SLO, and a replica starts more slowly than such a burst passes: the fleet
     # holds what recent bursts needed.
     burst_window_s: float | None = None
-    burst_quantile_ratio: float = 0.95
+    burst_quantile_ratio: float = 0.9
     rails: RailsConfig = field(default_factory=RailsConfig)
 
     def __post_init__(self) -> None:
