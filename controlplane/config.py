@@ -470,6 +470,16 @@ class ControlConfig(_Section):
         le=86_400,
         description="Size for the burst_quantile_ratio of the short-window rates of this window too, not only the stable rate (seconds; null: off).",
     )
+    sustained_window_s: float | None = Field(
+        18.0,
+        gt=0,
+        le=86_400,
+        description="With burst_window_s: size for the lowest short-window rate of this window too, so a step up counts within seconds (seconds; null: off).",
+    )
+    project_backlog: bool = Field(
+        True,
+        description="With backlog_drain_s: drain the queue projected to when replicas ordered at the backlog's start serve (replica_startup_s later), not today's.",
+    )
     burst_quantile_ratio: float = Field(
         0.9,
         ge=0,

@@ -88,6 +88,8 @@ def replica_policy_config(s: Settings, model: str, mode: str, pinned: int | None
         forecast_max_lead_ratio=c.forecast_max_lead_ratio,
         burst_window_s=c.burst_window_s,
         burst_quantile_ratio=c.burst_quantile_ratio,
+        sustained_window_s=c.sustained_window_s if c.burst_window_s is not None else None,
+        backlog_lead_s=c.replica_startup_s if c.project_backlog and c.backlog_drain_s is not None else None,
         rails=rails,
     )
 

@@ -43,6 +43,7 @@ LOAD_BELOW_CAPACITY = "load_below_capacity"
 QUEUE_OVER_TARGET = "queue_over_target"
 LATENCY_OVER_SLO = "latency_over_slo"
 BURST_LOAD = "burst_load"  # recent short-window bursts, not the stable rate, set the load's count
+SUSTAINED_LOAD = "sustained_load"  # every short window of the last sustained_window_s was above it
 PANIC = "panic"  # a surge: sized from the short window, no scale-down
 PANIC_HOLD = "panic_hold"  # still inside panic_hold_s of the last trigger
 SCALE_DOWN_BLOCKED_CAPACITY = "scale_down_blocked_capacity"
@@ -65,6 +66,12 @@ class ReplicaPolicyConfig:
     # capacity), against every replica ordered, not the ready ones (which re-ordered on every
     # tick of a start-up); that count is transient: the down window does not remember it.
     backlog_drain_s: float | None = None
+    # Backlog mode: project the queue this far (seconds; the replica start-up time; None: no
+    # projection) from the tick the backlog began. Replicas ordered then serve only after a
+    # start-up, and meanwhile the queue grows by the load the ready ones cannot carry: sized on
+    # today's queue, the order fell short, and a second order during the start-up came a
+    # start-up later still (ServeGen's +20-70 % steps missed the SLO for 90-120 s, not 60 s).
+    backlog_lead_s: float | None = None
     # Backlog mode: the latency path waits this long (seconds) after the last tick with a
     # backlog or a replica starting: a p99 window still holds the backlog's requests.
     latency_settle_s: float = 30.0
@@ -80,6 +87,12 @@ class ReplicaPolicyConfig:
     # holds what recent bursts needed.
     burst_window_s: float | None = None
     burst_quantile_ratio: float = 0.9
+    # Sustained load (seconds; None: off; needs burst_window_s). The load path also sizes for
+    # the lowest short-window rate of the last sustained_window_s: a step up shows there within
+    # seconds, while the stable window takes most of its length to cross a replica's capacity
+    # and the burst quantile a tenth of the burst window. A minimum of several windows is
+    # rarely lifted by noise alone.
+    sustained_window_s: float | None = None
     rails: RailsConfig = field(default_factory=RailsConfig)
 
     def __post_init__(self) -> None:
@@ -91,6 +104,14 @@ class ReplicaPolicyConfig:
             self.backlog_drain_s > 0 and math.isfinite(self.backlog_drain_s)
         ):
             bad("backlog_drain_s", self.backlog_drain_s, "a finite number of seconds > 0, or None")
+        if self.backlog_lead_s is not None and not (
+            self.backlog_lead_s >= 0
+            and math.isfinite(self.backlog_lead_s)
+            and self.backlog_drain_s is not None
+        ):
+            bad(
+                "backlog_lead_s", self.backlog_lead_s, "finite seconds >= 0 with backlog_drain_s set, or None"
+            )
         if self.forecast_max_lead_ratio is not None and not (
             self.forecast_max_lead_ratio >= 0 and math.isfinite(self.forecast_max_lead_ratio)
         ):
@@ -99,6 +120,10 @@ class ReplicaPolicyConfig:
             self.burst_window_s > 0 and math.isfinite(self.burst_window_s)
         ):
             bad("burst_window_s", self.burst_window_s, "a finite number of seconds > 0, or None")
+        if self.sustained_window_s is not None and not (
+            self.burst_window_s is not None and 0 < self.sustained_window_s <= self.burst_window_s
+        ):
+            bad("sustained_window_s", self.sustained_window_s, "seconds in (0, burst_window_s], or None")
         if not (0 <= self.burst_quantile_ratio <= 1):
             bad("burst_quantile_ratio", self.burst_quantile_ratio, "[0, 1]")
         if not (self.latency_settle_s >= 0 and math.isfinite(self.latency_settle_s)):
@@ -119,27 +144,52 @@ class ReplicaPolicyState:
     rails: RailsState = field(default_factory=RailsState)
     settle_from_s: float | None = None  # backlog mode: last tick with a backlog or a start-up
     short_rates: tuple[tuple[float, float], ...] = ()  # burst load: (now_s, short rate rps) in its window
+    backlog_from_s: float | None = None  # backlog mode: first tick of the current queue
 
 
 def backlog_replicas(
-    snap: ModelSnapshot, cfg: ReplicaPolicyConfig, rate: float, short: float | None, cap: float, inputs: dict
+    snap: ModelSnapshot,
+    cfg: ReplicaPolicyConfig,
+    rate: float,
+    short: float | None,
+    cap: float,
+    inputs: dict,
+    backlog_from_s: float | None = None,
+    sustained: float | None = None,
 ) -> tuple[list[int], list[str], bool]:
     """Backlog mode's queue path -> (transient counts, reasons, draining).
 
     Any queue: the replicas that carry the load (the worse of the two windows: a step up shows
     in the short one first) and clear the queue within backlog_drain_s. A real backlog (more
     than queue_per_replica_target per ready replica) also holds every replica ordered:
-    cancelling one mid-start to re-order it later restarts its start-up."""
+    cancelling one mid-start to re-order it later restarts its start-up.
+
+    With backlog_lead_s, the queue drained is the one projected to the first order's start-up
+    end, grown at the sustained load (a burst of a few seconds is over before any replica
+    starts: projecting it ordered replicas for nothing)."""
     queue = float(snap.queue_len) if _known(snap.queue_len) else 0.0
     if queue <= 0:
         return [], [], False
-    drain_rps = queue / cfg.backlog_drain_s  # type: ignore[operator]
+    ready = max(snap.ready_replicas, 0)
+    to_drain = queue
+    if cfg.backlog_lead_s is not None and backlog_from_s is not None:
+        remaining_s = cfg.backlog_lead_s - (snap.now_s - backlog_from_s)
+        to_drain = projected_queue(queue, max(rate, sustained or 0.0), ready * cap, remaining_s)
+        inputs["projected_queue_len"] = round(to_drain, 1)
+    drain_rps = to_drain / cfg.backlog_drain_s  # type: ignore[operator]
     need = replicas_needed(max(rate, short or 0.0) + drain_rps, cap, cfg.headroom_ratio)
     inputs["queue_replicas"] = need
-    ready = max(snap.ready_replicas, 0)
     draining = ready == 0 or queue / ready > cfg.queue_per_replica_target * (1 + cfg.tolerance_ratio)
     counts = [need, snap.current_replicas] if draining else [need]
     return counts, [QUEUE_OVER_TARGET] if need > snap.current_replicas else [], draining
+
+
+def projected_queue(queue: float, load_rps: float, carry_rps: float, remaining_s: float) -> float:
+    """The queue when replicas ordered at the backlog's start begin to serve, remaining_s from
+    now: it grows by the load the ready replicas cannot carry (at their capacity at the SLO, a
+    little below what they can serve flat out: an overestimate, cancelled once the queue is
+    gone)."""
+    return queue + max(load_rps - carry_rps, 0.0) * max(remaining_s, 0.0)
 
 
 def burst_load(
@@ -160,6 +210,19 @@ def burst_load(
         return kept, None
     rates = sorted(map(itemgetter(1), kept))
     return kept, rates[min(len(rates) - 1, int(cfg.burst_quantile_ratio * len(rates)))]
+
+
+def sustained_load(
+    short_rates: tuple[tuple[float, float], ...], now_s: float, cfg: ReplicaPolicyConfig
+) -> float | None:
+    """The lowest short-window rate of the last sustained_window_s (None: off, or that span not
+    yet covered: the minimum of a partial window would be a shorter, noisier one)."""
+    if cfg.sustained_window_s is None or not short_rates:
+        return None
+    since = now_s - cfg.sustained_window_s
+    if short_rates[0][0] > since:
+        return None
+    return min(r for t, r in short_rates if t >= since)
 
 
 def _known(x: float | None) -> bool:
@@ -213,22 +276,33 @@ def recommend_replicas(
 
     # Reactive path: each signal proposes a count; only the max counts.
     short_rates, burst = burst_load(state.short_rates, snap.now_s, short, cfg)
+    sustained = sustained_load(short_rates, snap.now_s, cfg)
     if burst is not None:
         inputs["burst_rate_rps"] = round(burst, 3)
+    if sustained is not None:
+        inputs["sustained_rate_rps"] = round(sustained, 3)
     if cap is not None:
-        load_need = replicas_needed(max(rate, burst or 0.0), cap, cfg.headroom_ratio)
+        load_need = replicas_needed(max(rate, burst or 0.0, sustained or 0.0), cap, cfg.headroom_ratio)
         inputs["load_replicas"] = load_need
         candidates.append(load_need)
-        if load_need > replicas_needed(rate, cap, cfg.headroom_ratio):
+        if load_need > replicas_needed(max(rate, sustained or 0.0), cap, cfg.headroom_ratio):
             reasons.append(BURST_LOAD)
+        if load_need > replicas_needed(max(rate, burst or 0.0), cap, cfg.headroom_ratio):
+            reasons.append(SUSTAINED_LOAD)
     else:
         candidates.append(current)  # without a capacity model load cannot justify a scale-down
     tol = cfg.tolerance_ratio
     backlog = cfg.backlog_drain_s is not None and cap is not None
+    queued = _known(snap.queue_len) and float(snap.queue_len) > 0  # type: ignore[arg-type]
+    backlog_from = None  # backlog mode: first tick of the current queue
     transient: list[int] = []  # backlog mode: counts that only clear a backlog (not remembered)
     settle_from = state.settle_from_s
     if backlog:
-        b_need, b_reasons, draining = backlog_replicas(snap, cfg, rate, short, cap, inputs)  # type: ignore[arg-type]
+        if queued:
+            backlog_from = state.backlog_from_s if state.backlog_from_s is not None else snap.now_s
+        b_need, b_reasons, draining = backlog_replicas(
+            snap, cfg, rate, short, cap, inputs, backlog_from, sustained
+        )  # type: ignore[arg-type]
         transient += b_need
         reasons += b_reasons
         if draining or current > ready:
@@ -254,7 +328,6 @@ def recommend_replicas(
             inputs["latency_replicas"] = lat_need
             # In backlog mode a p99 over the SLO while requests queue is a burst the queue path
             # already sized for: transient too, or the down window would hold it for minutes.
-            queued = _known(snap.queue_len) and float(snap.queue_len) > 0  # type: ignore[arg-type]
             (transient if backlog and queued else candidates).append(lat_need)
             reasons.append(LATENCY_OVER_SLO)
 
@@ -293,7 +366,11 @@ def recommend_replicas(
         reasons.insert(0, LOAD_OVER_CAPACITY if reactive >= current else LOAD_BELOW_CAPACITY)
     inputs["desired_replicas"] = desired
     new_state = ReplicaPolicyState(
-        panic_until_s=panic_until, rails=state.rails, settle_from_s=settle_from, short_rates=short_rates
+        panic_until_s=panic_until,
+        rails=state.rails,
+        settle_from_s=settle_from,
+        short_rates=short_rates,
+        backlog_from_s=backlog_from,
     )
     hold_value = held if held < desired else None
     return Recommendation(desired, tuple(reasons), inputs, surge=surge, hold_value=hold_value), new_state

@@ -42,7 +42,7 @@ def scale_run(
 ) -> dict:
     opts = BenchOptions(startup_s=startup_s, zones=zones, mtbf_s=mtbf_s, seed=seed)
     cap = profile_capacity(opts.replica, opts.slo_ms, tick_s, seed=seed).capacity_rps
-    policy = opts.fleetpilot(max(16, 2 * replicas), cap, opts.slo_ms)
+    policy = opts.fleetpilot(max(16, 2 * replicas), cap, opts.slo_ms, opts.startup_s)
     usable = cap * (1.0 - policy.headroom_ratio)
     peak = replicas * usable  # what `replicas` replicas carry at the policy's headroom
     workload = diurnal_workload(peak, duration_s, tick_s, seed)

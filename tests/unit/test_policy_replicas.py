@@ -333,6 +333,58 @@ def test_burst_load_forgets_bursts_older_than_its_window():
     assert all(now > sim.now_s - TICK_S - 60.0 for now, _ in sim.state.short_rates)
 
 
+SUSTAINED = replace(BURST, burst_quantile_ratio=0.0, sustained_window_s=30.0)  # burst load idle
+
+
+def test_sustained_load_sizes_a_step_up_once_every_short_window_of_its_span_shows_it():
+    sim = Sim(3, SUSTAINED)
+    # t=0: 20 rps on 3 replicas (24 rps usable); 15 s of history does not cover the 30 s span.
+    d = sim.tick(20.0, short=20.0)
+    assert "sustained_rate_rps" not in d.inputs
+    # t=15, t=30: the load steps to 40 rps; the stable (60 s) window lags at 25, 30 rps. The
+    # span still holds t=0's 20 rps window: a step is not a level until the whole span shows it.
+    sim.tick(25.0, short=40.0)
+    d = sim.tick(30.0, short=40.0)
+    assert d.inputs["sustained_rate_rps"] == 20.0 and d.inputs["load_replicas"] == 4  # 30 / 8
+    # t=45: every short window of the last 30 s reads 40: sized for 40 (5); the stable window's
+    # 30 rps would keep 4.
+    d = sim.tick(30.0, short=40.0)
+    assert d.inputs["sustained_rate_rps"] == 40.0 and d.inputs["load_replicas"] == 5
+    assert "sustained_load" in d.reason_codes and "burst_load" not in d.reason_codes
+
+
+def test_sustained_load_ignores_a_single_burst():
+    sim = Sim(3, SUSTAINED)
+    for short in (20.0, 20.0, 56.0):
+        d = sim.tick(20.0, short=short)
+    # The 56 rps window is one of three in the span: the minimum stays 20.
+    assert d.inputs["sustained_rate_rps"] == 20.0 and "sustained_load" not in d.reason_codes
+
+
+LEAD = replace(BACKLOG, backlog_lead_s=60.0)
+
+
+def test_backlog_lead_drains_the_queue_the_first_order_will_find():
+    t = 1_700_000_000.0
+    # 5 ready carry 50 rps at the SLO; the load is 70 rps and 40 requests queue.
+    d, st = decide_replicas(_snap(t, current=5, ready=5, rate=70.0, queue=40.0), ReplicaPolicyState(), LEAD)
+    # In the 60 s until replicas ordered now serve, the queue grows by 20 rps x 60 s to 1240:
+    # (70 + 1240 / 30) / 8 -> 14, where today's 40 queued asks (70 + 40 / 30) / 8 -> 9.
+    assert d.inputs["projected_queue_len"] == 1240.0 and d.inputs["queue_replicas"] == 14
+    plain, _ = decide_replicas(
+        _snap(t, current=5, ready=5, rate=70.0, queue=40.0), ReplicaPolicyState(), BACKLOG
+    )
+    assert plain.inputs["queue_replicas"] == 9
+    # 30 s on, 640 queue: the same start-up end, 30 s away -> the same 1240 (no re-order).
+    d, st = decide_replicas(_snap(t + 30, current=14, ready=5, rate=70.0, queue=640.0), st, LEAD)
+    assert d.inputs["projected_queue_len"] == 1240.0 and d.final == 14
+    # Past the start-up the projection is the queue itself; once it is gone, so is the backlog.
+    d, st = decide_replicas(_snap(t + 70, current=14, ready=14, rate=70.0, queue=900.0), st, LEAD)
+    assert d.inputs["projected_queue_len"] == 900.0
+    d, st = decide_replicas(_snap(t + 75, current=14, ready=14, rate=70.0), st, LEAD)
+    assert st.backlog_from_s is None and "projected_queue_len" not in d.inputs
+
+
 @pytest.mark.parametrize(
     ("kw", "key"),
     [
@@ -341,6 +393,10 @@ def test_burst_load_forgets_bursts_older_than_its_window():
         ({"backlog_drain_s": 0.0}, "backlog_drain_s"),
         ({"latency_settle_s": -1.0}, "latency_settle_s"),
         ({"forecast_max_lead_ratio": float("nan")}, "forecast_max_lead_ratio"),
+        ({"sustained_window_s": 30.0}, "sustained_window_s"),  # needs burst_window_s
+        ({"burst_window_s": 60.0, "sustained_window_s": 90.0}, "sustained_window_s"),
+        ({"backlog_lead_s": 60.0}, "backlog_lead_s"),  # needs backlog_drain_s
+        ({"backlog_drain_s": 30.0, "backlog_lead_s": -1.0}, "backlog_lead_s"),
     ],
 )
 def test_new_config_errors_name_the_key(kw, key):

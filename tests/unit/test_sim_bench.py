@@ -137,8 +137,9 @@ def test_profiled_capacity_is_below_the_max_throughput_and_meets_the_slo():
 def test_fleetpilot_sizes_a_step_up_from_the_load_not_from_the_backlog_age():
     # 96 rps (7 replicas at 14.6 rps) stepping to 165 rps (12): while the new replicas start
     # (60 s), the queue and its p99 grow every tick. The benchmark's policy sizes load + queue
-    # drain against every replica ordered; the library's queue / latency rules re-ordered on
-    # every tick of the start-up and peaked near 100 replicas for this step.
+    # drain against every replica ordered, the queue projected to when they serve; the
+    # library's queue / latency rules re-ordered on every tick of the start-up and peaked near
+    # 100 replicas for this step.
     from controlplane.policy.replicas import ReplicaPolicyConfig
     from controlplane.sim.bench import fleetpilot_policy
     from controlplane.sim.run import FleetpilotDriver
@@ -150,9 +151,13 @@ def test_fleetpilot_sizes_a_step_up_from_the_load_not_from_the_backlog_age():
     cfg = fleetpilot_policy(200, cap, 2000.0)
     res = simulate(wl, FleetpilotDriver(cfg, None), FleetModel(ReplicaModel(), startup_s=60.0), opts)
     need = int(np.ceil(165.0 / cap))
-    # At most what the backlog rule asks at the queue's peak: load + queue / backlog_drain_s.
-    drain = int(np.ceil((165.0 + res.queue_len.max() / cfg.backlog_drain_s) / cap))
-    assert drain <= need + 6 and res.replicas.max() <= drain + 1 and res.replicas[-60:].max() <= need + 1
+    # At most what the backlog rule asks for the queue projected to the first order's start-up
+    # end: load + (load - 7 ready x capacity) x 60 s / backlog_drain_s; ordered within 30 s of
+    # the step, not a start-up later; back to the load's count once the queue is gone.
+    projected = (165.0 - 7 * cap) * cfg.backlog_lead_s
+    drain = int(np.ceil((165.0 + projected / cfg.backlog_drain_s) / cap))
+    assert drain <= need + 8 and res.replicas.max() <= drain + 1
+    assert res.replicas[930] >= drain - 2 and res.replicas[-60:].max() <= need + 1
     legacy = ReplicaPolicyConfig(
         headroom_ratio=cfg.headroom_ratio,
         queue_per_replica_target=cfg.queue_per_replica_target,
