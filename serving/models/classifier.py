@@ -14,6 +14,7 @@ activations quantized per batch); it runs on CPU only (quantized kernels have no
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import warnings
@@ -40,6 +41,18 @@ def _mlp(hidden: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def _seed_weights(model: nn.Module, gen: torch.Generator) -> None:
+    """nn.Linear's default init (uniform within 1/sqrt(fan_in)) drawn from a private generator.
+    The global RNG is shared by every thread of the process: seeding it and drawing from it
+    raced with other threads, and two builds got different weights in a CI run."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.in_features)
+            m.weight.uniform_(-bound, bound, generator=gen)
+            m.bias.uniform_(-bound, bound, generator=gen)
+
+
 def mlp_flops_per_sample(model: nn.Module) -> int:
     """2 FLOPs per multiply-add of every nn.Linear (or its dynamic-quantized twin)."""
     total = 0
@@ -64,9 +77,9 @@ def build_classifier(variant: str, device: str | torch.device = "cpu") -> nn.Mod
     if variant not in VARIANTS:
         raise ValueError(f"unknown classifier variant {variant!r}; known: {', '.join(VARIANTS)}")
     base = "large" if variant == "large-int8" else variant
-    with torch.random.fork_rng(devices=[]):  # seed without disturbing the caller's RNG
-        torch.manual_seed(WEIGHT_SEED)
+    with torch.random.fork_rng(devices=[]):  # construction's default init leaves the caller's RNG be
         model = _mlp(HIDDEN[base]).eval()
+    _seed_weights(model, torch.Generator().manual_seed(WEIGHT_SEED))
     if variant == "large-int8":
         return quantize_int8(model).eval()
     return model.to(device)
