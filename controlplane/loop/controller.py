@@ -44,7 +44,6 @@ from controlplane.policy import (
     Decision,
     ModelSnapshot,
     RailsConfig,
-    RailsState,
     ReplicaPolicyConfig,
     ReplicaPolicyState,
     ReplicaSignal,
@@ -52,6 +51,7 @@ from controlplane.policy import (
     RoutingState,
     decide_replicas,
     decide_weights,
+    first_state,
 )
 
 log = logging.getLogger(__name__)
@@ -170,12 +170,6 @@ def with_aggregate(snap: ModelSnapshot, view: LiveView, out_of_rotation: frozens
         queue_len=agg.queue_len,
         p99_ms=agg.p99_ms,
     )
-
-
-def first_state(now_s: float, current: int) -> ReplicaPolicyState:
-    """A model seen for the first time (or after a restart) starts with the running count as its
-    newest recommendation, so the first scale-down waits a whole stabilisation window."""
-    return ReplicaPolicyState(rails=RailsState(history=((now_s, current),)))
 
 
 def with_override(d: Decision, ov: EffectiveOverride) -> Decision:

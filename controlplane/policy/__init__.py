@@ -10,7 +10,7 @@ routing.py   router weights per replica: gradual drain, replacement flag, gradua
 
 from controlplane.policy.decision import Decision
 from controlplane.policy.rails import Clamp, RailsConfig, RailsState, Recommendation, apply_rails
-from controlplane.policy.replicas import ReplicaPolicyConfig, ReplicaPolicyState, decide_replicas
+from controlplane.policy.replicas import ReplicaPolicyConfig, ReplicaPolicyState, decide_replicas, first_state
 from controlplane.policy.routing import RoutingConfig, RoutingResult, RoutingState, decide_weights
 from controlplane.policy.snapshot import ModelSnapshot, ReplicaSignal, forecast_at
 
@@ -30,5 +30,6 @@ __all__ = [
     "apply_rails",
     "decide_replicas",
     "decide_weights",
+    "first_state",
     "forecast_at",
 ]

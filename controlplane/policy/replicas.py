@@ -147,6 +147,14 @@ class ReplicaPolicyState:
     backlog_from_s: float | None = None  # backlog mode: first tick of the current queue
 
 
+def first_state(now_s: float, current: int) -> ReplicaPolicyState:
+    """A model seen for the first time (or after a restart) starts with the running count as its
+    newest recommendation, so the first scale-down waits a whole stabilisation window (what
+    Kubernetes' HPA does: recordInitialRecommendation). Without it a controller that has seen a
+    few seconds of load would cut a fleet sized for more."""
+    return ReplicaPolicyState(rails=RailsState(history=((now_s, current),)))
+
+
 def backlog_replicas(
     snap: ModelSnapshot,
     cfg: ReplicaPolicyConfig,

@@ -10,7 +10,8 @@ benchmark must choose, because upstream has no default for it):
 - kpa: concurrency metric (Knative's default); the per-replica target is the concurrency one
   replica holds at its capacity (capacity x service time, as a user would set it), times the
   upstream 70 % target utilisation.
-- dynamo: sized from the same profiled capacity.
+- dynamo: sized from the same profiled replica: its curve (mean and p99 latency by load) is
+  the planner's interpolator, so its correction factor works as upstream's does.
 - static: ceil(peak / capacity), the peak of the load the oracle sees.
 - oracle: knows the future load. Rate traces: the Poisson rate behind every tick (the capacity
   was profiled under Poisson arrivals, so rate / capacity is exactly what it needs). Token
@@ -132,13 +133,23 @@ class BenchOptions:
         return FleetModel(self.replica, self.startup_s, self.zones, self.cross_zone_ms, self.mtbf_s)
 
 
-def profile_capacity(
+@dataclass(frozen=True)
+class ProfileCurve:
+    """One simulated replica's load sweep: per offered load, the mean and p99 latency."""
+
+    load_rps: tuple[float, ...]
+    mean_ms: tuple[float, ...]
+    p99_ms: tuple[float, ...]
+
+
+def profile_replica_curve(
     replica: ReplicaModel, slo_ms: float, tick_s: float = 1.0, step_s: float = 600.0, seed: int = 0
-) -> CapacityEstimate:
+) -> tuple[CapacityEstimate, ProfileCurve]:
     """Load sweep of one simulated replica (10 %..100 % of its max throughput, Poisson
-    arrivals, step_s each) -> capacity_at_slo, as `fleetpilot profile` does on a real one."""
+    arrivals, step_s each) -> (capacity_at_slo, the curve), as `fleetpilot profile` does on a
+    real one."""
     rng = np.random.default_rng(seed)
-    points = []
+    points, means = [], []
     ticks = max(1, round(step_s / tick_s))
     for frac in np.arange(0.1, 1.0001, 0.05):
         offered = float(frac * replica.max_rps)
@@ -158,7 +169,18 @@ def profile_capacity(
                 requests=int(lat.count.sum()),
             )
         )
-    return capacity_at_slo(points, Slo(p99_ms=slo_ms))
+        means.append(lat.mean_ms())
+    curve = ProfileCurve(
+        tuple(p.offered_rps for p in points), tuple(means), tuple(float(p.p99_ms) for p in points)
+    )
+    return capacity_at_slo(points, Slo(p99_ms=slo_ms)), curve
+
+
+def profile_capacity(
+    replica: ReplicaModel, slo_ms: float, tick_s: float = 1.0, step_s: float = 600.0, seed: int = 0
+) -> CapacityEstimate:
+    """The capacity at the SLO from profile_replica_curve's sweep."""
+    return profile_replica_curve(replica, slo_ms, tick_s, step_s, seed)[0]
 
 
 def service_time_s(replica: ReplicaModel, rate_rps: float) -> float:
@@ -184,9 +206,14 @@ def oracle_driver(
 
 
 def build_drivers(
-    workload: Workload, capacity_rps: float, opts: BenchOptions, peak_rps: float
+    workload: Workload,
+    capacity_rps: float,
+    opts: BenchOptions,
+    peak_rps: float,
+    curve: ProfileCurve | None = None,
 ) -> tuple[dict[str, Driver], dict]:
-    """The non-oracle policies bound to this trace's fleet; plus the figures they were built from."""
+    """The non-oracle policies bound to this trace's fleet; plus the figures they were built from.
+    `curve`: the profiled replica Dynamo's planner corrects against (None: no correction)."""
     static_cfg = StaticConfig.for_peak(peak_rps, capacity_rps)
     max_replicas = max(16, 4 * static_cfg.replicas)
     svc_s = service_time_s(opts.replica, capacity_rps)
@@ -198,7 +225,12 @@ def build_drivers(
             service_time_s=svc_s,
             max_replicas=max_replicas,
         ),
-        "dynamo": DynamoConfig(max_replicas=max_replicas),
+        "dynamo": DynamoConfig(
+            max_replicas=max_replicas,
+            profile_load_rps=curve.load_rps if curve else (),
+            profile_mean_ms=curve.mean_ms if curve else (),
+            profile_p99_ms=curve.p99_ms if curve else (),
+        ),
         "static": static_cfg,
     }
     drivers: dict[str, Driver] = {}
@@ -230,7 +262,7 @@ def run_bench(
     on_progress: Callable[[str, int], None] | None = None,
 ) -> dict:
     """The benchmark's JSON object: {"policies": {name: metrics}, "trace": {...}, "setup": {...}}."""
-    est = profile_capacity(opts.replica, opts.slo_ms, workload.tick_s, seed=opts.seed)
+    est, curve = profile_replica_curve(opts.replica, opts.slo_ms, workload.tick_s, seed=opts.seed)
     if est.capacity_rps <= 0:
         raise ValueError(
             f"the replica never meets the SLO of {opts.slo_ms:g} ms (its latency alone is "
@@ -269,7 +301,7 @@ def run_bench(
             break
     assert oracle_res is not None
     peak_rps = float(load.max())
-    drivers, info = build_drivers(workload, cap, opts, peak_rps)
+    drivers, info = build_drivers(workload, cap, opts, peak_rps, curve)
     results = {}
     for name, driver in drivers.items():
         results[name] = simulate(
@@ -304,4 +336,12 @@ def run_bench(
     }
 
 
-__all__ = ["POLICIES", "BenchOptions", "build_drivers", "profile_capacity", "run_bench"]
+__all__ = [
+    "POLICIES",
+    "BenchOptions",
+    "ProfileCurve",
+    "build_drivers",
+    "profile_capacity",
+    "profile_replica_curve",
+    "run_bench",
+]

@@ -146,6 +146,19 @@ class LatencyGroups:
             return float("nan")
         return float(np.dot(self.count, self.cdf(x_ms)) / total)
 
+    def mean_ms(self) -> float:
+        """Mean latency of all requests: per group the extra, the service's uniform, and the
+        wait's, which comes with probability 1 - p0."""
+        total = float(self.count.sum())
+        if total <= 0:
+            return float("nan")
+        per_group = (
+            self.extra_ms
+            + 0.5 * (self.svc_lo_ms + self.svc_hi_ms)
+            + (1.0 - self.p0) * 0.5 * (self.wait_lo_ms + self.wait_hi_ms)
+        )
+        return float(np.dot(self.count, per_group) / total)
+
     def quantile_grid_ms(self, q: float, points: int = 256) -> float:
         """The q-quantile read off the CDF on a grid of `points` latencies (one vectorised pass;
         resolution max latency / points): cheap enough to run on every decision."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from controlplane.forecast.registry import default_forecasters
 from controlplane.policy.decision import Decision
-from controlplane.policy.replicas import ReplicaPolicyConfig, ReplicaPolicyState, decide_replicas
+from controlplane.policy.replicas import ReplicaPolicyConfig, ReplicaPolicyState, decide_replicas, first_state
 from controlplane.policy.snapshot import ModelSnapshot, forecast_at
 from controlplane.sim.baselines import Baseline
 from controlplane.sim.fleet import Fleet, FleetModel
@@ -106,11 +106,12 @@ class FleetpilotDriver(Driver):
         self.interval_s = interval_s  # the live loop's control.interval_s default
         self.reads_p99 = True  # its latency path
         self.cfg = cfg
-        self.state = ReplicaPolicyState()
+        self.state: ReplicaPolicyState | None = None  # the first tick seeds it, as the live loop does
         self.feed = feed
 
     def decide(self, snap: ModelSnapshot) -> Decision:
-        decision, self.state = decide_replicas(snap, self.state, self.cfg)
+        state = self.state or first_state(snap.now_s, snap.current_replicas)
+        decision, self.state = decide_replicas(snap, state, self.cfg)
         return decision
 
 
@@ -213,10 +214,14 @@ def simulate(
         if (k + 1) % decide_w:
             continue
         k_seen = k + 1 - lag_w  # telemetry lags by telemetry_lag_s
+        mean_ms = None
         if k_seen >= 1:
             rate = _window_rate(cum, k_seen, stable_w, dt)
             short = _window_rate(cum, k_seen, panic_w, dt)
             age = opts.telemetry_lag_s
+            lo = max(0, k_seen - decide_w)  # the requests served since the last snapshot
+            done = float(served_n[lo:k_seen].sum())
+            mean_ms = float(latency_sum_ms[lo:k_seen].sum()) / done if done > 0 else None
         else:
             rate = short = None
             age = None
@@ -231,6 +236,7 @@ def simulate(
             short_rate_rps=short,
             queue_len=fleet.queue_len,
             p99_ms=_recent_p99_ms(cols, recent_start[0], fleet, end, dt) if driver.reads_p99 else None,
+            mean_latency_ms=mean_ms,
             slo_p99_ms=opts.slo_ms,
             forecast_p90_rps=feed.p90_rps if feed is not None else None,
             capacity_rps=opts.capacity_rps,

@@ -3,7 +3,14 @@
 import pytest
 
 from controlplane.policy.snapshot import ModelSnapshot
-from controlplane.sim.baselines.dynamo import DynamoConfig, DynamoState, decide_dynamo, predict_next
+from controlplane.sim.baselines.dynamo import (
+    DynamoConfig,
+    DynamoState,
+    corrected_capacity,
+    correction_from,
+    decide_dynamo,
+    predict_next,
+)
 
 
 def snap(now_s, rps, capacity_rps=30.0, current=1, age=1.0):
@@ -100,3 +107,88 @@ def test_bounds():
     for t in range(0, 181):
         d, s = decide_dynamo(snap(t, 100.0), s, cfg)
     assert d.recommended == 10 and d.final == 3 and d.reason_codes == ["predicted", "bounded_max"]
+
+
+# A profiled replica (the planner's interpolator): mean and p99 latency by per-replica load.
+CURVE = dict(
+    profile_load_rps=(5.0, 10.0, 15.0, 20.0),
+    profile_mean_ms=(200.0, 300.0, 600.0, 1500.0),
+    profile_p99_ms=(500.0, 1000.0, 2000.0, 5000.0),
+)
+
+
+def lat_snap(now_s, rps, mean_ms, current=10, slo_ms=2000.0):
+    return ModelSnapshot(now_s=now_s, model="m", observed_replicas=current, ready_replicas=current,
+                         rate_rps=rps, rate_age_s=1.0, mean_latency_ms=mean_ms, slo_p99_ms=slo_ms,
+                         capacity_rps=15.0, spec_replicas=current)  # fmt: skip
+
+
+def run_interval(cfg, rps, mean_ms, s=None, start=0):
+    """One planner interval from `start` -> (the decision that closes it, the state after it)."""
+    s = s or DynamoState()
+    for t in range(start, start + 181):
+        d, s = decide_dynamo(lat_snap(t, rps, mean_ms), s, cfg)
+        if d.final is not None:
+            return d, s
+    raise AssertionError("no decision within an interval")
+
+
+@pytest.mark.parametrize(
+    "correction, want_rps",
+    [
+        (1.0, 15.0),  # no correction: the capacity at the SLO (p99 2000 ms at 15 rps)
+        (2.0, 10.0),  # twice the profiled latency: sized for p99 1000 ms
+        (0.8, 15.0 + 5.0 * 500.0 / 3000.0),  # better than profiled: 2500 ms, between 15 and 20 rps
+        (10.0, 5.0),  # nothing meets 200 ms: the lightest profiled point, as upstream
+    ],
+)
+def test_corrected_capacity(correction, want_rps):
+    cfg = DynamoConfig(**CURVE)
+    assert corrected_capacity(2000.0, correction, cfg) == pytest.approx(want_rps)
+
+
+def test_correction_is_observed_over_profiled_latency_at_the_per_replica_load():
+    cfg = DynamoConfig(**CURVE)
+    assert correction_from(600.0, 15.0, cfg) == pytest.approx(1.0)
+    assert correction_from(900.0, 15.0, cfg) == pytest.approx(1.5)
+    assert correction_from(450.0, 12.5, cfg) == pytest.approx(1.0)  # interpolated: 450 ms at 12.5
+    assert correction_from(0.0, 15.0, cfg) is None
+
+
+def test_latency_over_the_profile_sizes_for_more_replicas():
+    """150 rps on 10 replicas is 15 rps each, where the profile's mean is 600 ms: seen at 600 ms
+    the planner sizes at the capacity (10 replicas); seen at 1200 ms (bursts queue), the
+    correction 2 sizes for p99 1000 ms, 10 rps each: 15 replicas."""
+    cfg = DynamoConfig(predictor="constant", **CURVE)
+    d, _ = run_interval(cfg, 150.0, 600.0)
+    assert d.final == 10 and d.inputs["correction_ratio"] == pytest.approx(1.0)
+    d, s = run_interval(cfg, 150.0, 1200.0)
+    assert d.final == 15 and d.inputs["correction_ratio"] == pytest.approx(2.0)
+    # An interval without any latency keeps the last correction (upstream keeps its factor).
+    d, _ = run_interval(cfg, 150.0, None, s, start=181)  # t=180 opened it
+    assert d.final == 15 and d.inputs["correction_ratio"] == pytest.approx(2.0)
+
+
+def test_without_a_profile_there_is_no_correction():
+    d, _ = run_interval(DynamoConfig(predictor="constant"), 150.0, 1200.0)
+    assert d.final == 10 and d.inputs["capacity_rps"] == 15.0  # the snapshot's capacity
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        (dict(profile_load_rps=(1.0, 2.0), profile_mean_ms=(1.0,), profile_p99_ms=(1.0, 2.0)), "profile_*"),
+        (dict(profile_load_rps=(1.0,), profile_mean_ms=(1.0,), profile_p99_ms=(1.0,)), "profile_load_rps"),
+        (
+            dict(profile_load_rps=(2.0, 1.0), profile_mean_ms=(1.0, 2.0), profile_p99_ms=(1.0, 2.0)),
+            "profile_load_rps",
+        ),
+        (
+            dict(profile_load_rps=(1.0, 2.0), profile_mean_ms=(1.0, float("nan")), profile_p99_ms=(1.0, 2.0)),
+            "profile_mean_ms",
+        ),
+    ],
+)
+def test_profile_validation_names_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key.replace("*", r"\*")):
+        DynamoConfig(**kwargs)

@@ -176,3 +176,17 @@ def test_no_decision_without_fresh_metrics(rate, age, ready, reason):
 def test_config_validation_names_the_key():
     with pytest.raises(ValueError, match="hpa.tolerance_ratio"):
         HpaConfig(tolerance_ratio=1.5)
+
+
+def test_first_sync_remembers_the_running_count():
+    """recordInitialRecommendation: an HPA that has just started holds the count it found for a
+    whole down window, however little load its first syncs see."""
+    s = HpaState()
+    for t in range(0, 300, 15):  # 10 running, 20 rps wants 2 from the first sync on
+        d, s = decide_hpa(snap(t, 10, 20.0), s, CFG)
+        assert d.recommended == 2 and d.final == 10 and STABILISED_DOWN in d.reason_codes, t
+    d, s = decide_hpa(snap(300, 10, 20.0), s, CFG)  # the t=0 record has left the window
+    assert d.final == 2
+    # Upward the record changes nothing: the first sync scales up at once.
+    d, _ = decide_hpa(snap(0, 4, 80.0), HpaState(), CFG)
+    assert d.final == 8

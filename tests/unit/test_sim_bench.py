@@ -110,6 +110,13 @@ def test_snapshots_carry_the_live_loop_signals_and_startup_delay():
     assert res.replicas[1] == 4 and res.ready[1] == 1 and res.ready[20] == 1 and res.ready[21] == 4
     assert rec.snaps[5].observed_replicas == 4 and rec.snaps[5].ready_replicas == 1
     assert res.scale_actions == 1 and res.gpu_s == pytest.approx(1 + 4 * 199)
+    # The mean latency of the requests served since the last snapshot (one tick here): it grows
+    # with the backlog while 30 rps meet one replica (~17 rps flat out), and falls to a busy
+    # replica's few hundred ms once the four serve.
+    means = [s.mean_latency_ms for s in rec.snaps[1:]]
+    assert all(m is not None and m > 0 for m in means)
+    assert all(b > a for a, b in zip(means[:19], means[1:20], strict=True))
+    assert means[-1] < 500.0 < means[0]
 
 
 def test_fleetpilot_is_the_live_policy_with_its_rails(rate_trace):
@@ -126,6 +133,25 @@ def test_fleetpilot_is_the_live_policy_with_its_rails(rate_trace):
     # 400 rps / 14 rps per replica at headroom 0 asks for 29; the bench's up step (max(4, 10 x 2))
     # lets 22 through this tick.
     assert (decision.recommended, decision.final) == (29, 22) and "step_limited_up" in decision.reason_codes
+
+
+def test_fleetpilot_starts_as_the_live_loop_does_holding_the_running_count():
+    """The sim's first decision starts from first_state, as the live loop's does: a controller
+    that has seen a few seconds of load holds the fleet it found for a whole down window."""
+    from controlplane.sim.bench import build_drivers  # noqa: PLC0415
+
+    opts = BenchOptions(policies=("fleetpilot",))
+    flat = Workload("flat", 1.0, np.full(60, 100, dtype=np.int64))
+    d = build_drivers(flat, 14.0, opts, peak_rps=240.0)[0]["fleetpilot"]
+    finals = []
+    for t in range(5, 400, 5):  # 20 running, 100 rps (8 needed at 14 rps) from the start
+        snap = ModelSnapshot(now_s=float(t), model="m", observed_replicas=20, ready_replicas=20,
+                             rate_rps=100.0, rate_age_s=1.0, short_rate_rps=100.0, queue_len=0.0,
+                             capacity_rps=14.0, spec_replicas=20)  # fmt: skip
+        finals.append((t, d.decide(snap).final))
+    held = [f for t, f in finals if t < 305]
+    assert held and set(held) == {20}, finals  # stabilised_down: the running count is remembered
+    assert min(f for t, f in finals if t >= 305) < 20, finals  # then the down step proceeds
 
 
 def test_profiled_capacity_is_below_the_max_throughput_and_meets_the_slo():

@@ -111,6 +111,8 @@ def test_latency_groups_attainment_and_quantile():
     assert g.fraction_within(1000.0) == pytest.approx(0.9, abs=1e-6)
     assert g.fraction_within(1600.0) == pytest.approx(0.95, abs=1e-6)  # half of the waiters are done
     assert g.quantile_ms(0.99) == pytest.approx(100 + 1000 + 900, abs=0.05)
+    # 90 x 100 ms + 10 x (100 + 1500 ms mean wait)
+    assert g.mean_ms() == pytest.approx((90 * 100 + 10 * 1600) / 100)
 
 
 @pytest.mark.parametrize(

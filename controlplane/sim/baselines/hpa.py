@@ -8,7 +8,8 @@ Per sync (pkg/controller/podautoscaler/horizontal.go + replica_calculator.go):
      dead-band, desired = current (calcPlainMetricReplicas).
   2. stabilise: the recommendation is clamped to [min of recommendations over the up window,
      max over the down window] (stabilizeRecommendationWithBehaviors); default down window
-     300 s, up window 0 s.
+     300 s, up window 0 s. The first sync records the running count as a recommendation
+     (recordInitialRecommendation), so nothing scales down in the first down window.
   3. rate limits: scale-up at most max(+100 %, +4 pods) per 15 s, scale-down at most 100 % per
      15 s, counted from the replicas at the start of each period (scale events of the last
      period_s; convertDesiredReplicasWithBehaviorRate), then min/max replicas.
@@ -162,7 +163,10 @@ def decide_hpa(snap: ModelSnapshot, state: HpaState, cfg: HpaConfig) -> tuple[De
     now = snap.now_s
     if state.last_sync_s is not None and now - state.last_sync_s < cfg.sync_period_s - 1e-9:
         return hold(snap, POLICY, NOT_DUE), state
-    state = HpaState(now, state.recommendations, state.scale_events)  # a sync happens now
+    # recordInitialRecommendation: the first sync remembers the running count, so the first
+    # scale-down waits a whole down window.
+    recs0 = state.recommendations if state.last_sync_s is not None else ((now, snap.current_replicas),)
+    state = HpaState(now, recs0, state.scale_events)  # a sync happens now
     rate, why = fresh_rate(snap, cfg.stale_after_s)
     if rate is None:
         return hold(snap, POLICY, why or "no_data"), state
