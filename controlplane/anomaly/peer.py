@@ -5,6 +5,11 @@ out; one slow or failing replica does. Leave-one-out: a replica is compared with
 the *others* (with two replicas, with the other one), and the spread is the others' MAD with a
 floor relative to their median (identical peers have zero MAD).
 
+With ONE peer the comparison is symmetric: each replica is exactly as far from the other, so the
+pair alone cannot say which one is odd. `attribute_pairs` gives the evidence to the one that
+moved away from its own history (a two-replica fleet once flagged its healthy replica when its
+peer's cache hit ratio read 1.0 for a tick while reloading).
+
 Pure and stateless per tick: `peer_z(values, groups) -> z`.
 """
 
@@ -58,3 +63,43 @@ def peer_z(
         expected[idx] = med
         spread[idx] = s
     return PeerOutput(z=z, expected=expected, spread=spread)
+
+
+def attribute_pairs(
+    z: np.ndarray,
+    values: np.ndarray,
+    groups: np.ndarray,
+    moved: np.ndarray,
+    blamed: np.ndarray,
+    gap_z: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peer z with one-peer groups attributed -> (z, blamed after this tick).
+
+    Of two replicas whose gap is open (either |z| >= gap_z), the one blamed before stays blamed
+    while the gap lasts (its own detector soon takes the new level as normal, and then its
+    peer's noise would look like the bigger move); with nobody blamed yet, the one that moved
+    more from its own history (larger `moved`, e.g. |robust z|) is; a tie (both warming up, or
+    neither moved) blames nobody and keeps both z. Only the blamed one keeps its peer z. A
+    closed gap clears the blame. Groups of three or more have a consensus and are unchanged."""
+    out = np.array(z, dtype=float)
+    now_blamed = np.zeros(out.size, dtype=bool)
+    x = np.asarray(values, dtype=float)
+    g = np.asarray(groups)
+    m = np.asarray(moved, dtype=float)
+    finite = np.isfinite(x)
+    labels, group_of = np.unique(g, return_inverse=True)
+    pairs = np.flatnonzero(np.bincount(group_of[finite], minlength=labels.size) == 2)
+    for k in pairs:  # only two-replica groups: most fleets have none
+        idx = np.flatnonzero((group_of == k) & finite)
+        if np.abs(out[idx]).max() < gap_z:
+            continue
+        a, b = idx
+        if blamed[a] != blamed[b]:
+            culprit = a if blamed[a] else b
+        elif m[a] != m[b]:
+            culprit = a if m[a] > m[b] else b
+        else:
+            continue
+        now_blamed[culprit] = True
+        out[b if culprit == a else a] = 0.0
+    return out, now_blamed

@@ -85,6 +85,7 @@ class EngineState:
     cusum: changepoint.CusumState
     multi: multivariate.MultiState
     incidents: incidents.IncidentState = field(default_factory=incidents.IncidentState)
+    peer_blamed: np.ndarray | None = None  # [S] bool: blamed for an open two-replica peer gap
 
 
 def init_state(layout: Layout, params: EngineParams = EngineParams()) -> EngineState:
@@ -110,6 +111,11 @@ def detect_tick(
     rs, r = robust.step(state.robust, x, now_s, rp)
     cs, cp = changepoint.step(state.cusum, r.signed_z, params.cusum, mask=r.spread > 0)
     pz = peer.peer_z(x, layout.peer_group, params.peer, floor=layout.floor)
+    blamed = state.peer_blamed if state.peer_blamed is not None else np.zeros(x.size, dtype=bool)
+    pair_z, blamed = peer.attribute_pairs(
+        pz.z, x, layout.peer_group, np.abs(r.signed_z), blamed, params.combine.peer.lo
+    )
+    pz = replace(pz, z=pair_z)
     if layout.direction is not None:
         signed = _one_sided(r.signed_z, layout.direction)
         r = replace(r, signed_z=signed, z=np.abs(signed))
@@ -143,7 +149,7 @@ def detect_tick(
             )
         )
     inc, events = incidents.step(state.incidents, findings, now_s, params.incidents)
-    return EngineState(robust=rs, cusum=cs, multi=ms, incidents=inc), findings, events
+    return EngineState(robust=rs, cusum=cs, multi=ms, incidents=inc, peer_blamed=blamed), findings, events
 
 
 def run_tick_bench(n_series: int = 1000, warmup_ticks: int = 120, ticks: int = 200, seed: int = 1) -> dict:

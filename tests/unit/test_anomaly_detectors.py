@@ -159,3 +159,36 @@ def test_nab_scores_are_in_unit_interval_and_peak_at_the_anomaly():
     s = nab_detector.score_series(x, ts)
     assert s.min() >= 0 and s.max() <= 1
     assert int(np.argmax(s[300:])) + 300 == 1500
+
+
+@pytest.mark.parametrize(
+    "values, groups, moved, blamed, want, want_blamed",
+    [
+        # two replicas: the one that moved from its own history keeps the evidence, and is blamed
+        ([10.0, 30.0], ["m", "m"], [0.5, 9.0], [0, 0], [0, 5], [0, 1]),
+        ([10.0, 30.0], ["m", "m"], [9.0, 0.5], [0, 0], [5, 0], [1, 0]),
+        # blamed before: stays blamed while the gap is open, though its peer now moved more
+        ([10.0, 30.0], ["m", "m"], [0.9, 0.1], [0, 1], [0, 5], [0, 1]),
+        # a tie (both warming up: robust z 0) keeps both and blames nobody
+        ([10.0, 30.0], ["m", "m"], [0.0, 0.0], [0, 0], [5, 5], [0, 0]),
+        # three replicas have a consensus: unchanged; a replica without a value is not a peer
+        ([10.0, 30.0, 12.0], ["m", "m", "m"], [9.0, 0.0, 0.0], [0, 0, 0], [5, 5, 5], [0, 0, 0]),
+        ([10.0, np.nan, 30.0], ["m", "m", "m"], [0.1, 0.0, 5.0], [0, 0, 0], [0, 5, 5], [0, 0, 1]),
+        # groups are independent
+        ([1.0, 3.0, 5.0, 6.0], ["a", "a", "b", "b"], [1, 0, 0, 2], [0, 0, 0, 0], [5, 0, 0, 5], [1, 0, 0, 1]),
+    ],
+)
+def test_one_peer_evidence_goes_to_the_replica_that_moved(values, groups, moved, blamed, want, want_blamed):
+    z = np.full(len(values), 5.0)  # every gap open
+    got, now_blamed = peer.attribute_pairs(
+        z, np.array(values), np.array(groups), np.array(moved, dtype=float), np.array(blamed, dtype=bool), 2.5
+    )
+    assert got.tolist() == want and now_blamed.astype(int).tolist() == want_blamed
+
+
+def test_a_closed_gap_clears_the_blame():
+    z, blamed = peer.attribute_pairs(
+        np.array([1.0, -1.0]), np.array([10.0, 11.0]), np.array(["m", "m"]), np.array([0.0, 9.0]),
+        np.array([False, True]), 2.5,
+    )  # fmt: skip
+    assert z.tolist() == [1.0, -1.0] and blamed.tolist() == [False, False]

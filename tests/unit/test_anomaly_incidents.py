@@ -120,3 +120,44 @@ def test_engine_tick_attributes_a_slow_replica():
         t0 == 40 and first.replica == "replica-1" and first.metric == "latency_ms" and first.kind == "opened"
     )
     assert {e.replica for _, e in events} == {"replica-1"}
+
+
+def _two_replica_run(metric, direction, normal, fault, fault_ticks, ticks=60):
+    """Two replicas of one model, a steady metric (5 % noise); replica-1 reads `fault` on the
+    given ticks. -> the (tick, replica, kind) of opened and closed incidents."""
+    keys = [SeriesKey("m", f"replica-{r}", metric) for r in range(2)]
+    layout = Layout.build(keys, direction=[direction, direction], floor=[0.1, 0.1])
+    st = init_state(layout)
+    rng = np.random.default_rng(3)
+    out = []
+    for t in range(ticks):
+        x = normal * (1 + 0.05 * rng.standard_normal(2))
+        if t in fault_ticks:
+            x[1] = fault
+        st, _, ev = detect_tick(st, layout, 1_700_000_000.0 + 5 * t, x)
+        out += [(t, e.replica, e.kind) for e in ev if e.kind in ("opened", "closed")]
+    return out
+
+
+def test_two_replicas_the_healthy_peer_is_not_blamed_for_the_others_change():
+    # replica-1 reloads and reads a perfect cache hit ratio for a tick: low is the bad side, so
+    # replica-0 (0.52, as always) looks low next to it; it did not move, so it is not flagged
+    assert _two_replica_run("cache_hit_ratio", -1, np.array([0.52, 0.52]), 1.0, {40}) == []
+
+
+@pytest.mark.parametrize(
+    "metric, direction, normal, fault",
+    [
+        ("latency_ms", +1, 20.0, 700.0),  # 35x slower
+        ("cache_hit_ratio", -1, 0.52, 0.0),  # the cache is gone
+        ("gpu_util_ratio", 0, 0.5, 0.95),  # both sides are bad: without blame both were flagged
+    ],
+)
+def test_two_replicas_the_faulty_one_is_flagged_for_as_long_as_the_fault_lasts(
+    metric, direction, normal, fault
+):
+    # replica-1 moved from its own history, replica-0 did not: only replica-1 opens an incident,
+    # and it stays open for the whole fault, though replica-1's own detector takes the new level
+    # as normal within a few ticks (its peer's noise is then the bigger move)
+    events = _two_replica_run(metric, direction, np.array([normal, normal]), fault, set(range(40, 200)), 200)
+    assert events == [(40, "replica-1", "opened")]
