@@ -11,7 +11,7 @@ hpa.py     Kubernetes HPA: ratio rule, 10 % tolerance, 15 s sync, 300 s scale-do
            stabilisation, default scale-up/-down policies
 kpa.py     Knative KPA: 60 s stable / 6 s panic windows, panic at 200 %, max scale-down rate 2
 dynamo.py  Dynamo-planner-like: predict the next 180 s (constant or Holt/ARIMA-like), size
-           from profiled capacity
+           from the profiled replica, its SLO corrected by observed / profiled latency
 static.py  a fixed count (e.g. the trace's peak / capacity)
 oracle.py  knows the future: max load over [now, now + startup + lookahead] / capacity
 """
