@@ -169,6 +169,7 @@ def with_aggregate(snap: ModelSnapshot, view: LiveView, out_of_rotation: frozens
         short_rate_rps=agg.short_rate_rps,
         queue_len=agg.queue_len,
         p99_ms=agg.p99_ms,
+        mean_latency_ms=agg.mean_latency_ms,
     )
 
 

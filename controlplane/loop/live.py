@@ -273,6 +273,7 @@ class ModelAggregate:
     queue_len: float | None
     p99_ms: float | None
     replicas: int
+    mean_latency_ms: float | None = None  # request-weighted mean over the replicas in rotation
 
 
 def aggregate(
@@ -300,6 +301,9 @@ def aggregate(
         lat = [w.latency_ms for w in in_rotation if w.latency_ms is not None]
         p99 = max(lat) if lat else None
     queues = [w.queue_len for w in short or stable if w.queue_len is not None]
+    # weighted by the ok requests the mean is over
+    timed = [(w.latency_ms, w.rate_rps * w.window_s) for w in in_rotation if w.latency_ms is not None]
+    served = sum(n for _, n in timed)
     return ModelAggregate(
         model=model,
         rate_rps=sum(w.rate_rps for w in stable),
@@ -308,6 +312,7 @@ def aggregate(
         queue_len=sum(queues) if queues else None,
         p99_ms=p99,
         replicas=len(stable),
+        mean_latency_ms=sum(lat * n for lat, n in timed) / served if served > 0 else None,
     )
 
 

@@ -127,3 +127,15 @@ def test_token_models_are_timed_by_time_to_first_token_and_end_to_end_histograms
     assert w.latency_ms == pytest.approx(150.0)
     assert 100.0 < w.p99_ms <= 250.0  # from the end-to-end buckets, in ms
     assert all(m in live.WANTED for m in (live.TTFT_SUM_S, live.TTFT_COUNT, live.E2E_BUCKETS_S))
+
+
+def test_model_mean_latency_is_request_weighted_over_the_replicas_in_rotation():
+    def win(target, ok, latency_ms):
+        old = sample(0.0, {live.SUCCESS: 0, live.REQUEST_US: 0}, target)
+        new = sample(10.0, {live.SUCCESS: ok, live.REQUEST_US: ok * latency_ms * 1000.0}, target)
+        return window_stats(old, new, M)
+
+    stable = [win("r0", 100, 5.0), win("r1", 300, 9.0), win("r2", 50, 400.0)]
+    agg = live.aggregate(M, stable, stable, exclude_latency=frozenset({"r2"}))  # r2 is being drained
+    assert agg.mean_latency_ms == pytest.approx((100 * 5.0 + 300 * 9.0) / 400)
+    assert live.aggregate(M, [], []).mean_latency_ms is None
