@@ -82,6 +82,7 @@ def bench_autoscale(
             fail(str(exc))
             return
     # stdout: exactly the object; how it was set up goes to stderr for the record.
-    typer.echo(json.dumps({"trace": report["trace"], "setup": report["setup"]}), err=True)
+    record = {k: report[k] for k in ("trace", "setup", "fleetpilot_verdict")}
+    typer.echo(json.dumps(record), err=True)
     out = {"policies": report["policies"]}
     print_json(out) if json_out else typer.echo(out)

@@ -55,6 +55,8 @@ from controlplane.sim.run import (
 from controlplane.sim.workload import Workload, smoothed_rate_rps
 
 POLICIES = ("fleetpilot", "hpa", "kpa", "dynamo", "static", "oracle")
+BASELINES_TO_BEAT = ("hpa", "kpa", "dynamo")
+TARGET_GPU_HOURS_VS_ORACLE = 1.15  # fleetpilot's bar: SLO_TARGET_RATIO attainment within this
 ORACLE_WINDOWS_S = (60.0, 30.0, 10.0, 5.0)  # then the SLO itself (the last resort)
 SLO_TARGET_RATIO = 0.995  # the attainment the oracle must meet
 
@@ -256,6 +258,25 @@ def initial_replicas(load_rps: np.ndarray, capacity_rps: float, startup_s: float
     return max(1, math.ceil(float(head.max()) / capacity_rps - 1e-9))
 
 
+def dominates(a: dict, b: dict) -> bool:
+    """Policy summary `a` is better than `b` on both measures at once: at least b's attainment
+    on no more GPU-hours, and strictly better on one of them."""
+    att_a, att_b, gh_a, gh_b = a["slo_attainment"], b["slo_attainment"], a["gpu_hours"], b["gpu_hours"]
+    return att_a >= att_b and gh_a <= gh_b and (att_a > att_b or gh_a < gh_b)
+
+
+def verdict(policies: dict) -> dict | None:
+    """fleetpilot against its bar and against each baseline it must beat (None: not both run)."""
+    fp = policies.get("fleetpilot")
+    if fp is None or "oracle" not in policies:
+        return None
+    return {
+        "meets_target": fp["slo_attainment"] >= SLO_TARGET_RATIO
+        and fp["gpu_hours_vs_oracle"] <= TARGET_GPU_HOURS_VS_ORACLE,
+        "dominates": {b: dominates(fp, policies[b]) for b in BASELINES_TO_BEAT if b in policies},
+    }
+
+
 def run_bench(
     workload: Workload,
     opts: BenchOptions,
@@ -311,8 +332,12 @@ def run_bench(
         results["oracle"] = oracle_res
     oracle_h = oracle_res.gpu_hours
     wall = sum(r.wall_s for r in results.values())
+    summaries = {name: results[name].summary(opts.slo_ms, oracle_h) for name in opts.policies}
     return {
-        "policies": {name: results[name].summary(opts.slo_ms, oracle_h) for name in opts.policies},
+        "policies": summaries,
+        # fleetpilot's bar (SLO_TARGET_RATIO within TARGET_GPU_HOURS_VS_ORACLE) and, per
+        # baseline, whether it is better on attainment and GPU-hours at once
+        "fleetpilot_verdict": verdict(summaries),
         "trace": {
             "name": workload.name,
             "requests": workload.total_requests,
@@ -341,7 +366,9 @@ __all__ = [
     "BenchOptions",
     "ProfileCurve",
     "build_drivers",
+    "dominates",
     "profile_capacity",
     "profile_replica_curve",
     "run_bench",
+    "verdict",
 ]

@@ -47,6 +47,33 @@ def test_json_has_every_policy_with_its_metrics(report):
     assert report["setup"]["oracle_load"] == "poisson_rate"
 
 
+def test_verdict_agrees_with_the_figures(report):
+    p, v = report["policies"], report["fleetpilot_verdict"]
+    fp = p["fleetpilot"]
+    assert v["meets_target"] == (fp["slo_attainment"] >= 0.995 and fp["gpu_hours_vs_oracle"] <= 1.15)
+    for b in ("hpa", "kpa", "dynamo"):
+        better_att = fp["slo_attainment"] >= p[b]["slo_attainment"]
+        cheaper = fp["gpu_hours"] <= p[b]["gpu_hours"]
+        assert v["dominates"][b] == (better_att and cheaper and fp != p[b]), b
+
+
+@pytest.mark.parametrize(
+    "a, b, want",
+    [
+        ((0.999, 10.0), (0.998, 11.0), True),  # better on both
+        ((0.999, 10.0), (0.999, 11.0), True),  # as good on one, better on the other
+        ((0.999, 10.0), (0.999, 10.0), False),  # a tie is not better
+        ((0.999, 12.0), (0.998, 11.0), False),  # better attainment for more GPU-hours
+        ((0.997, 10.0), (0.998, 11.0), False),  # cheaper but misses more
+    ],
+)
+def test_dominates(a, b, want):
+    from controlplane.sim.bench import dominates  # noqa: PLC0415
+
+    as_summary = lambda x: {"slo_attainment": x[0], "gpu_hours": x[1]}  # noqa: E731
+    assert dominates(as_summary(a), as_summary(b)) is want
+
+
 def test_oracle_is_the_lowest_gpu_hours_among_policies_meeting_the_slo(report):
     p = report["policies"]
     assert p["oracle"]["slo_attainment"] >= SLO_TARGET
