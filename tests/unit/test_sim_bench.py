@@ -92,6 +92,9 @@ def test_cli_prints_exactly_the_json_object(rate_trace):
     obj = json.loads(res.stdout)
     assert set(obj) == {"policies"} and set(obj["policies"]) == set(POLICIES)
     assert all(set(m) == KEYS for m in obj["policies"].values())
+    record = json.loads(res.stderr.strip().splitlines()[-1])  # how it was set up, and the verdict
+    assert set(record) == {"trace", "setup", "fleetpilot_verdict"}
+    assert set(record["fleetpilot_verdict"]["dominates"]) == {"hpa", "kpa", "dynamo"}
 
 
 def test_cli_names_a_bad_trace(tmp_path):
