@@ -481,7 +481,7 @@ class ControlConfig(_Section):
         description="With backlog_drain_s: drain the queue projected to when replicas ordered at the backlog's start serve (replica_startup_s later), not today's.",
     )
     burst_quantile_ratio: float = Field(
-        0.9,
+        0.93,
         ge=0,
         le=1,
         description="Quantile of the recent short-window rates the fleet is sized for (0-1).",

@@ -86,7 +86,7 @@ class ReplicaPolicyConfig:
     # queue past the SLO, and a replica starts more slowly than such a burst passes: the fleet
     # holds what recent bursts needed.
     burst_window_s: float | None = None
-    burst_quantile_ratio: float = 0.9
+    burst_quantile_ratio: float = 0.93
     # Sustained load (seconds; None: off; needs burst_window_s). The load path also sizes for
     # the lowest short-window rate of the last sustained_window_s: a step up shows there within
     # seconds, while the stable window takes most of its length to cross a replica's capacity
