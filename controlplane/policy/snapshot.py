@@ -31,9 +31,9 @@ class ModelSnapshot:
     short_rate_rps: float | None = None  # rate over the short "panic" window (e.g. 6 s)
     queue_len: float | None = None  # requests waiting in the model's queues, all replicas
     p99_ms: float | None = None  # model-level end-to-end p99
-    mean_latency_ms: float | None = (
-        None  # mean end-to-end latency of the requests served since the last snapshot
-    )
+    # mean latency of the requests served lately: the live loop's stable window, weighted by
+    # requests over the replicas in rotation; the simulator's ticks since the last snapshot
+    mean_latency_ms: float | None = None
     slo_p99_ms: float | None = None
     forecast_p90_rps: float | None = None  # p90 forecast at now + replica startup time
     capacity_rps: float | None = None  # one replica's capacity at the SLO (capacity model)

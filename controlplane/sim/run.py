@@ -110,8 +110,9 @@ class FleetpilotDriver(Driver):
         self.feed = feed
 
     def decide(self, snap: ModelSnapshot) -> Decision:
-        state = self.state or first_state(snap.now_s, snap.current_replicas)
-        decision, self.state = decide_replicas(snap, state, self.cfg)
+        if self.state is None:
+            self.state = first_state(snap.now_s, snap.current_replicas)
+        decision, self.state = decide_replicas(snap, self.state, self.cfg)
         return decision
 
 
