@@ -39,20 +39,31 @@ def simulate_latency_ms(
     """Latency (ms) of every request of `reps` independent replications per rate, shape
     (rates, reps, n). Each replication starts empty; arrivals are Poisson."""
     rates = np.repeat(np.asarray(rates_per_ms, dtype=float), reps)
-    q_n = rates.size
-    gaps = np.random.default_rng(seed).exponential(1.0, (q_n, n))
-    arrive = np.concatenate(
-        [np.cumsum(gaps, axis=1) / rates[:, None], np.full((q_n, max_batch), np.inf)], axis=1
+    gaps = np.random.default_rng(seed).exponential(1.0, (rates.size, n))
+    latency = bulk_service_latency_ms(
+        np.cumsum(gaps, axis=1) / rates[:, None], base_ms, per_item_ms, max_batch
     )
-    latency = np.empty((q_n, n))
+    return latency.reshape(len(rates_per_ms), reps, n)
+
+
+def bulk_service_latency_ms(
+    arrive_ms: np.ndarray, base_ms: float, per_item_ms: float, max_batch: int
+) -> np.ndarray:
+    """Latency (ms) of each request of independent replicas, one per row of arrive_ms (sorted
+    arrival times in ms; a row shorter than the others is padded with +inf, whose latency comes
+    back inf). Each replica starts empty, so rows may be Poisson draws or a real step's sends."""
+    q_n, n = arrive_ms.shape
+    arrive = np.concatenate([np.asarray(arrive_ms, dtype=float), np.full((q_n, max_batch), np.inf)], axis=1)
+    real = np.isfinite(arrive[:, :n]).sum(axis=1)  # requests per row, padding left out
+    latency = np.full((q_n, n), np.inf)
     nxt = np.zeros(q_n, dtype=np.int64)  # first request not yet in a batch
     free_ms = np.zeros(q_n)  # when the replica finishes its current batch
     offsets = np.arange(max_batch)
     queues = np.arange(q_n)
     while True:
-        q = queues[nxt < n]
+        q = queues[nxt < real]
         if q.size == 0:
-            return latency.reshape(len(rates_per_ms), reps, n)
+            return latency
         first = nxt[q]
         start = np.maximum(free_ms[q], arrive[q, first])
         cols = first[:, None] + offsets

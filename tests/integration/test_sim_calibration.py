@@ -1,17 +1,17 @@
 """The simulator against reality: profile a real Triton replica (classifier-small) on this machine,
 fit the simulated replica's batching curve to measured steps, then offer the real replica fresh
 loads at 50 %, 70 % and 90 % of its capacity and compare the simulated latency with the
-measured one: within 20 % on average over the three, and within 35 % at each.
+measured one.
 
-Those are regression bounds, not the goal. The issue asks for 15 % at each load. The simulated
-replica now queues as a real batcher does (an exact event simulation of the bulk-service queue,
-batch_queue.py): with the injected curve itself (78 ms alone, 45 ms per item, batches up to 64)
-it reads a real replica's medians at 50 / 70 / 90 % within 5-20 %. What is left is the fit's:
-its points are single steps on a shared 2-core box, and at 80-90 % load a step's median moves
-20 % from step to step with the machine. In four runs here since that change, the errors were
-2-28 / 1.5-17 / 0.2-24 %, their means 6-16 % (the fluid model before it: 0.1-18 / 4-26 /
-5.5-17 %, means 5-14 %, and a p99 2-3x too low). The fit now takes max_batch from the model's
-config: a free one once chose batches of 2 with a steep per-item cost, 28 % off at 50 %.
+Two comparisons, because a step of a batching replica is noisy by nature:
+- on the same arrivals (the issue's 15 % at each load): the simulated replica's bulk-service
+  queue is replayed on the very send times of the real steps (common random numbers). The fit
+  is made the same way, on the sweep's and the fit's steps. This is the replica model's error;
+- on fresh Poisson arrivals: the fleet simulator's steady-state table at the offered rate
+  (what `bench autoscale` uses) against the measured median, within 20 % on average and 35 %
+  at each. These are regression bounds: the median of 225 Poisson requests at 70-90 % of a
+  batching replica's capacity moves 16-20 % (sd) from one draw to the next (the exact queue
+  simulated 300 times), so 15 % there would be a coin toss even for an exact model.
 
 The replica gets a batching curve: BASE_MS per batch plus PER_ITEM_MS per request in it,
 injected with the fault mechanism (a sleep in each `execute()`, sized by the batch Triton's
@@ -34,20 +34,26 @@ from __future__ import annotations
 import statistics
 
 import httpx
-import numpy as np
 import pytest
 
 import controlplane.capacity.profile as profile
 from controlplane.capacity.model import Slo
 from controlplane.capacity.profile import SweepOptions, measure_at, profile_replica
-from controlplane.sim.calibrate import fit_replica_model, steady_latency_ms
+from controlplane.sim.calibrate import (
+    MeasuredStep,
+    fit_replica_to_steps,
+    measured_quantile_ms,
+    replayed_quantile_ms,
+    steady_latency_ms,
+)
 from serving.faults import Faults
 
 MODEL = "classifier-small"
 BASE_MS = 30.0  # per batch, injected (see above)
 PER_ITEM_MS = 45.0  # per request in the batch: at most 1000 / 45 = 22 rps
 SLO_MS = 1000.0  # the curve's knee: ~300 ms at 20 rps, saturated by 22 rps
-MEAN_TOLERANCE_RATIO = 0.20
+SAME_ARRIVALS_TOLERANCE_RATIO = 0.15  # the issue's bound, at each load
+MEAN_TOLERANCE_RATIO = 0.20  # fresh arrivals: regression bounds (see above)
 POINT_TOLERANCE_RATIO = 0.35
 QUANTILE = 0.5  # the latency compared (see above)
 FIT_FRACTIONS = (0.3, 0.45, 0.6, 0.75, 0.85, 1.0)  # one step each: 3 parameters for 6 points
@@ -61,28 +67,31 @@ WARMUP_REQUESTS = 25
 
 @pytest.fixture
 def step_latencies(monkeypatch):
-    """Wrap the profiler's own step summary to keep each step's latencies too."""
-    steps: list[list[float]] = []
+    """Wrap the profiler's own step summary to keep each step, request by request, too."""
+    steps: list[MeasuredStep] = []
     original = profile.point_from_results
 
     def keep(results, rate_rps, wall_s):
-        steady = [r for r in results if r.index >= WARMUP_REQUESTS]
-        steps.append([r.latency_ms for r in steady if r.status == "ok" and r.latency_ms is not None])
+        sent = sorted(
+            (r.sent_s if r.sent_s is not None else r.scheduled_s, r.index, r) for r in results
+        )  # send order; a dropped request counts at its due time (it is not compared)
+        steps.append(
+            MeasuredStep(
+                tuple(t for t, _, _ in sent),
+                tuple(r.latency_ms if r.status == "ok" else None for _, _, r in sent),
+                warmup=WARMUP_REQUESTS,
+            )
+        )
         return original(results, rate_rps, wall_s)
 
     monkeypatch.setattr(profile, "point_from_results", keep)
     return steps
 
 
-def _measure(url, rate, opts, steps, repeats) -> tuple[float, float]:
-    """(the QUANTILE of the latencies pooled over `repeats` fresh steps, the median of their p99s)."""
-    pooled, p99s = [], []
-    for _ in range(repeats):
-        point = measure_at(url, MODEL, rate, opts)
-        pooled += steps[-1]
-        p99s.append(point.p99_ms or float("nan"))
-    measured = float(np.quantile(pooled, QUANTILE)) if pooled else float("nan")
-    return measured, statistics.median(p99s)
+def _measure(url, rate, opts, steps, repeats) -> tuple[list[MeasuredStep], float]:
+    """(`repeats` fresh steps at rate, the median of their p99s)."""
+    p99s = [measure_at(url, MODEL, rate, opts).p99_ms or float("nan") for _ in range(repeats)]
+    return steps[-repeats:], statistics.median(p99s)
 
 
 def test_simulated_latency_matches_a_real_replica_at_50_to_90_percent(fleet, step_latencies):
@@ -105,33 +114,44 @@ def _check(url, steps):
     swept = [(p.offered_rps, p.achieved_rps, p.p99_ms, p.error_ratio) for p in sweep.steps]
     assert cap > 0, swept
 
-    # The fit sees every step at or below the capacity, the sweep's included: a single step's
-    # median is noisy, and more points average that out.
-    fit = [
-        (p.offered_rps, float(np.quantile(lat, QUANTILE)))
-        for p, lat in zip(sweep.steps, steps, strict=True)
-        if p.offered_rps <= cap and not p.failed() and lat
-    ]
-    fit += [
-        (r, _measure(url, r, opts, steps, repeats=1)[0]) for r in (round(f * cap, 1) for f in FIT_FRACTIONS)
-    ]
+    # The fit sees every step at or below the capacity, the sweep's included: a single step is
+    # noisy, and more steps average that out.
+    fit = [s for p, s in zip(sweep.steps, steps, strict=True) if p.offered_rps <= cap and not p.failed()]
+    for r in (round(f * cap, 1) for f in FIT_FRACTIONS):
+        fit += _measure(url, r, opts, steps, repeats=1)[0]
     max_batch = httpx.get(f"{url}/v2/models/{MODEL}/config", timeout=10).json()["max_batch_size"]
-    model = fit_replica_model(
-        [r for r, _ in fit], [x for _, x in fit], q=QUANTILE, step_s=opts.step_s, max_batch=max_batch
-    )
+    model = fit_replica_to_steps(fit, q=QUANTILE, max_batch=max_batch)
 
     rows = []
     for frac in CHECK_FRACTIONS:
         rate = round(frac * cap, 1)
-        measured, p99 = _measure(url, rate, opts, steps, CHECK_REPEATS)
-        simulated = steady_latency_ms(model, rate, opts.step_s, q=QUANTILE)
-        error = abs(simulated - measured) / measured
-        rows.append((frac, rate, round(measured, 3), round(simulated, 3), round(error, 3), p99))
+        checked, p99 = _measure(url, rate, opts, steps, CHECK_REPEATS)
+        measured = measured_quantile_ms(checked, QUANTILE)
+        same = replayed_quantile_ms(model, checked, QUANTILE)
+        fresh = steady_latency_ms(model, rate, opts.step_s, q=QUANTILE)
+        rows.append(
+            (
+                frac,
+                rate,
+                round(measured, 1),
+                round(same, 1),
+                _error(same, measured),
+                round(fresh, 1),
+                _error(fresh, measured),
+                p99,
+            )
+        )
     detail = (
-        f"capacity {cap:.1f} rps from (offered, achieved, p99, errors) {swept}; fitted {model} on {sorted(fit)}; "
-        f"(fraction, rps, measured median ms, simulated median ms, error, measured p99 ms): {rows}"
+        f"capacity {cap:.1f} rps from (offered, achieved, p99, errors) {swept}; fitted {model} on "
+        f"{len(fit)} steps; (fraction, rps, measured median ms, simulated on the same arrivals, error, "
+        f"simulated steady state, error, measured p99 ms): {rows}"
     )
     print(detail)
-    errors = [err for *_, err, _ in rows]
-    assert statistics.mean(errors) <= MEAN_TOLERANCE_RATIO, detail
-    assert max(errors) <= POINT_TOLERANCE_RATIO, detail
+    assert max(row[4] for row in rows) <= SAME_ARRIVALS_TOLERANCE_RATIO, detail
+    fresh_errors = [row[6] for row in rows]
+    assert statistics.mean(fresh_errors) <= MEAN_TOLERANCE_RATIO, detail
+    assert max(fresh_errors) <= POINT_TOLERANCE_RATIO, detail
+
+
+def _error(simulated: float, measured: float) -> float:
+    return round(abs(simulated - measured) / measured, 3)

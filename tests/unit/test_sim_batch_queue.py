@@ -5,8 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controlplane.sim.batch_queue import band_table_row, idle_bands, simulate_latency_ms
-from controlplane.sim.calibrate import fit_replica_model, steady_latency_ms
+from controlplane.sim.batch_queue import (
+    band_table_row,
+    bulk_service_latency_ms,
+    idle_bands,
+    simulate_latency_ms,
+)
+from controlplane.sim.calibrate import (
+    MeasuredStep,
+    fit_replica_model,
+    fit_replica_to_steps,
+    measured_quantile_ms,
+    replayed_latency_ms,
+    replayed_quantile_ms,
+    steady_latency_ms,
+)
 from controlplane.sim.latency import ReplicaModel
 
 
@@ -80,3 +93,54 @@ def test_the_fit_needs_two_points_and_a_real_max_batch():
         fit_replica_model([5.0], [80.0])
     with pytest.raises(ValueError, match="max_batch=0"):
         fit_replica_model([5.0, 6.0], [80.0, 81.0], max_batch=0)
+
+
+def _poisson_step(rng, rate_rps: float, n: int = 100) -> np.ndarray:
+    return np.cumsum(rng.exponential(1.0 / rate_rps, n))
+
+
+def test_a_replayed_step_is_the_exact_queue_on_its_own_arrivals():
+    model = ReplicaModel(80.0, 40.0, 16)
+    rng = np.random.default_rng(2)
+    sends = [_poisson_step(rng, r, n) for r, n in ((8.0, 60), (15.0, 100))]  # rows of unequal length
+    steps = [MeasuredStep(tuple(s), (1.0,) * len(s), warmup=10) for s in sends]
+    replayed = replayed_latency_ms(model, steps)
+    for s, got in zip(sends, replayed, strict=True):
+        alone = bulk_service_latency_ms(s[None] * 1000.0, 80.0, 40.0, 16)[0]
+        assert got == pytest.approx(alone[10:])  # the warm-up is left out, the padding ignored
+    assert np.isfinite(np.concatenate(replayed)).all() and min(map(min, replayed)) >= 80.0 - 1e-9
+    # A request alone on an idle replica is served in exactly one batch's time.
+    assert replayed_latency_ms(model, [MeasuredStep((0.0, 10.0), (1.0, 1.0))])[0] == pytest.approx(
+        [80.0, 80.0]
+    )
+
+
+def test_the_same_arrivals_fit_recovers_a_curve_from_noisy_steps():
+    truth = ReplicaModel(78.0, 45.0, 64)
+    rng = np.random.default_rng(1)
+
+    def step(rate):
+        sent = _poisson_step(rng, rate)
+        latency = bulk_service_latency_ms(sent[None] * 1000.0, 78.0, 45.0, 64)[0]
+        latency *= np.exp(rng.normal(0.0, 0.05, latency.size))  # a real replica's service jitter
+        return MeasuredStep(tuple(sent), tuple(latency), warmup=25)
+
+    fit = fit_replica_to_steps([step(r) for r in (6, 9, 12, 14, 16, 17, 18, 19.5, 6.6, 13.2, 18.7)], 0.5, 64)
+    assert fit.base_ms == pytest.approx(truth.base_ms, rel=0.05)
+    assert fit.per_item_ms == pytest.approx(truth.per_item_ms, rel=0.05)
+    for rate in (11.0, 15.4, 19.8):  # fresh steps, compared on their own arrivals
+        checked = [step(rate) for _ in range(3)]
+        assert replayed_quantile_ms(fit, checked) == pytest.approx(measured_quantile_ms(checked), rel=0.1)
+
+
+def test_a_measured_step_names_what_is_wrong_with_it():
+    with pytest.raises(ValueError, match="one send time per latency"):
+        MeasuredStep((0.0, 1.0), (5.0,))
+    with pytest.raises(ValueError, match="send order"):
+        MeasuredStep((1.0, 0.5), (5.0, 5.0))
+    with pytest.raises(ValueError, match="finite"):
+        MeasuredStep((0.0, float("nan")), (5.0, 5.0))
+    failed = MeasuredStep((0.0, 1.0, 2.0), (5.0, None, 7.0), warmup=1)
+    assert failed.measured_ms().tolist() == [7.0]  # the warm-up and the failed request are not compared
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        fit_replica_to_steps([failed, MeasuredStep((0.0,), (None,))])
