@@ -37,6 +37,7 @@ from controlplane.sim.baselines import (
     HpaConfig,
     KpaConfig,
     OracleConfig,
+    ProfileCurve,
     StaticConfig,
     baseline,
 )
@@ -137,15 +138,6 @@ class BenchOptions:
         return FleetModel(self.replica, self.startup_s, self.zones, self.cross_zone_ms, self.mtbf_s)
 
 
-@dataclass(frozen=True)
-class ProfileCurve:
-    """One simulated replica's load sweep: per offered load, the mean and p99 latency."""
-
-    load_rps: tuple[float, ...]
-    mean_ms: tuple[float, ...]
-    p99_ms: tuple[float, ...]
-
-
 def profile_replica_curve(
     replica: ReplicaModel, slo_ms: float, tick_s: float = 1.0, step_s: float = 600.0, seed: int = 0
 ) -> tuple[CapacityEstimate, ProfileCurve]:
@@ -231,9 +223,7 @@ def build_drivers(
         ),
         "dynamo": DynamoConfig(
             max_replicas=max_replicas,
-            profile_load_rps=curve.load_rps if curve else (),
-            profile_mean_ms=curve.mean_ms if curve else (),
-            profile_p99_ms=curve.p99_ms if curve else (),
+            profile=curve,
         ),
         "static": static_cfg,
     }

@@ -6,6 +6,7 @@ from controlplane.policy.snapshot import ModelSnapshot
 from controlplane.sim.baselines.dynamo import (
     DynamoConfig,
     DynamoState,
+    ProfileCurve,
     corrected_capacity,
     correction_from,
     decide_dynamo,
@@ -110,10 +111,10 @@ def test_bounds():
 
 
 # A profiled replica (the planner's interpolator): mean and p99 latency by per-replica load.
-CURVE = dict(
-    profile_load_rps=(5.0, 10.0, 15.0, 20.0),
-    profile_mean_ms=(200.0, 300.0, 600.0, 1500.0),
-    profile_p99_ms=(500.0, 1000.0, 2000.0, 5000.0),
+CURVE = ProfileCurve(
+    load_rps=(5.0, 10.0, 15.0, 20.0),
+    mean_ms=(200.0, 300.0, 600.0, 1500.0),
+    p99_ms=(500.0, 1000.0, 2000.0, 5000.0),
 )
 
 
@@ -143,23 +144,21 @@ def run_interval(cfg, rps, mean_ms, s=None, start=0):
     ],
 )
 def test_corrected_capacity(correction, want_rps):
-    cfg = DynamoConfig(**CURVE)
-    assert corrected_capacity(2000.0, correction, cfg) == pytest.approx(want_rps)
+    assert corrected_capacity(2000.0, correction, CURVE) == pytest.approx(want_rps)
 
 
 def test_correction_is_observed_over_profiled_latency_at_the_per_replica_load():
-    cfg = DynamoConfig(**CURVE)
-    assert correction_from(600.0, 15.0, cfg) == pytest.approx(1.0)
-    assert correction_from(900.0, 15.0, cfg) == pytest.approx(1.5)
-    assert correction_from(450.0, 12.5, cfg) == pytest.approx(1.0)  # interpolated: 450 ms at 12.5
-    assert correction_from(0.0, 15.0, cfg) is None
+    assert correction_from(600.0, 15.0, CURVE) == pytest.approx(1.0)
+    assert correction_from(900.0, 15.0, CURVE) == pytest.approx(1.5)
+    assert correction_from(450.0, 12.5, CURVE) == pytest.approx(1.0)  # interpolated: 450 ms at 12.5
+    assert correction_from(0.0, 15.0, CURVE) is None
 
 
 def test_latency_over_the_profile_sizes_for_more_replicas():
     """150 rps on 10 replicas is 15 rps each, where the profile's mean is 600 ms: seen at 600 ms
     the planner sizes at the capacity (10 replicas); seen at 1200 ms (bursts queue), the
     correction 2 sizes for p99 1000 ms, 10 rps each: 15 replicas."""
-    cfg = DynamoConfig(predictor="constant", **CURVE)
+    cfg = DynamoConfig(predictor="constant", profile=CURVE)
     d, _ = run_interval(cfg, 150.0, 600.0)
     assert d.final == 10 and d.inputs["correction_ratio"] == pytest.approx(1.0)
     d, s = run_interval(cfg, 150.0, 1200.0)
@@ -177,18 +176,12 @@ def test_without_a_profile_there_is_no_correction():
 @pytest.mark.parametrize(
     "kwargs, key",
     [
-        (dict(profile_load_rps=(1.0, 2.0), profile_mean_ms=(1.0,), profile_p99_ms=(1.0, 2.0)), "profile_*"),
-        (dict(profile_load_rps=(1.0,), profile_mean_ms=(1.0,), profile_p99_ms=(1.0,)), "profile_load_rps"),
-        (
-            dict(profile_load_rps=(2.0, 1.0), profile_mean_ms=(1.0, 2.0), profile_p99_ms=(1.0, 2.0)),
-            "profile_load_rps",
-        ),
-        (
-            dict(profile_load_rps=(1.0, 2.0), profile_mean_ms=(1.0, float("nan")), profile_p99_ms=(1.0, 2.0)),
-            "profile_mean_ms",
-        ),
+        (dict(load_rps=(1.0, 2.0), mean_ms=(1.0,), p99_ms=(1.0, 2.0)), r"dynamo.profile.\*"),
+        (dict(load_rps=(1.0,), mean_ms=(1.0,), p99_ms=(1.0,)), "dynamo.profile.load_rps"),
+        (dict(load_rps=(2.0, 1.0), mean_ms=(1.0, 2.0), p99_ms=(1.0, 2.0)), "dynamo.profile.load_rps"),
+        (dict(load_rps=(1.0, 2.0), mean_ms=(1.0, float("nan")), p99_ms=(1.0, 2.0)), "dynamo.profile.mean_ms"),
     ],
 )
 def test_profile_validation_names_the_key(kwargs, key):
-    with pytest.raises(ValueError, match=key.replace("*", r"\*")):
-        DynamoConfig(**kwargs)
+    with pytest.raises(ValueError, match=key):
+        ProfileCurve(**kwargs)

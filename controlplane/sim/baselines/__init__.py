@@ -24,7 +24,7 @@ from typing import Any
 
 from controlplane.policy.decision import Decision
 from controlplane.policy.snapshot import ModelSnapshot
-from controlplane.sim.baselines.dynamo import DynamoConfig, DynamoState, decide_dynamo
+from controlplane.sim.baselines.dynamo import DynamoConfig, DynamoState, ProfileCurve, decide_dynamo
 from controlplane.sim.baselines.hpa import HpaConfig, HpaState, decide_hpa
 from controlplane.sim.baselines.kpa import KpaConfig, KpaState, decide_kpa
 from controlplane.sim.baselines.oracle import OracleConfig, OracleState, decide_oracle
@@ -74,6 +74,7 @@ __all__ = [
     "KpaState",
     "OracleConfig",
     "OracleState",
+    "ProfileCurve",
     "StaticConfig",
     "StaticState",
     "baseline",

@@ -20,7 +20,7 @@ TTFT than profiled steady-state").
 Mapped onto one pool of replicas with a p99 SLO: "latency" is the mean end-to-end latency (as
 upstream averages ITL over the interval; its profile is averages too), the correction is applied
 to the p99 SLO on the profiled p99 curve (so with no correction the capacity is the capacity at
-the SLO). Without a profile (`profile_*` empty) there is no correction and the capacity is
+the SLO). Without a profile (`profile` None) there is no correction and the capacity is
 `capacity_rps` or the snapshot's.
 
 Simplifications (no new dependencies): "arima" is Holt's linear exponential smoothing, the
@@ -55,6 +55,29 @@ PREDICTORS = ("constant", "arima")
 
 
 @dataclass(frozen=True)
+class ProfileCurve:
+    """One replica's load sweep (the planner's interpolator): per offered load, strictly
+    increasing, the mean and p99 latency there."""
+
+    load_rps: tuple[float, ...]
+    mean_ms: tuple[float, ...]
+    p99_ms: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        bad = partial(out_of_range, "dynamo.profile")
+        n = len(self.load_rps)
+        if len(self.mean_ms) != n or len(self.p99_ms) != n:
+            bad("*", (n, len(self.mean_ms), len(self.p99_ms)), "three tuples of one length")
+        if n < 2:
+            bad("load_rps", self.load_rps, "at least 2 points")
+        if not all(b > a for a, b in zip(self.load_rps, self.load_rps[1:], strict=False)):
+            bad("load_rps", self.load_rps, "strictly increasing loads")
+        for key in ("load_rps", "mean_ms", "p99_ms"):
+            if not all(v > 0 and math.isfinite(v) for v in getattr(self, key)):
+                bad(key, getattr(self, key), "finite numbers > 0")
+
+
+@dataclass(frozen=True)
 class DynamoConfig:
     adjustment_interval_s: float = 180.0  # planner --adjustment-interval, default 180
     predictor: str = "arima"  # planner --load-predictor, default arima (constant | arima)
@@ -70,11 +93,7 @@ class DynamoConfig:
     # the fleet's size, as for every policy
     max_replicas: int = 100
     stale_after_s: float = STALE_AFTER_S  # not upstream; see common.py
-    # The profiled curve of one replica (the planner's interpolator): per-replica load and the
-    # mean and p99 latency at it, by load. Empty: no correction factor.
-    profile_load_rps: tuple[float, ...] = ()
-    profile_mean_ms: tuple[float, ...] = ()
-    profile_p99_ms: tuple[float, ...] = ()
+    profile: ProfileCurve | None = None  # the profiled replica; None: no correction factor
 
     def __post_init__(self) -> None:
         bad = partial(out_of_range, "dynamo")
@@ -94,26 +113,6 @@ class DynamoConfig:
             bad("min_replicas", self.min_replicas, ">= 1")
         if self.max_replicas < self.min_replicas:
             bad("max_replicas", self.max_replicas, f">= min_replicas ({self.min_replicas})")
-        n = len(self.profile_load_rps)
-        if len(self.profile_mean_ms) != n or len(self.profile_p99_ms) != n:
-            bad(
-                "profile_*",
-                (n, len(self.profile_mean_ms), len(self.profile_p99_ms)),
-                "three tuples of one length",
-            )
-        if n == 1:
-            bad("profile_load_rps", self.profile_load_rps, "no points or at least 2")
-        if n and not all(
-            b > a for a, b in zip(self.profile_load_rps, self.profile_load_rps[1:], strict=False)
-        ):
-            bad("profile_load_rps", self.profile_load_rps, "strictly increasing loads")
-        for key in ("profile_load_rps", "profile_mean_ms", "profile_p99_ms"):
-            if not all(v > 0 and math.isfinite(v) for v in getattr(self, key)):
-                bad(key, getattr(self, key), "finite numbers > 0")
-
-    @property
-    def corrects(self) -> bool:
-        return bool(self.profile_load_rps)
 
 
 @dataclass(frozen=True)
@@ -139,21 +138,19 @@ def predict_next(history: tuple[float, ...], cfg: DynamoConfig) -> float:
     return max(0.0, level + trend)
 
 
-def correction_from(observed_ms: float, per_replica_rps: float, cfg: DynamoConfig) -> float | None:
+def correction_from(observed_ms: float, per_replica_rps: float, curve: ProfileCurve) -> float | None:
     """observed / the profile's mean latency at this per-replica load (None: nothing to compare)."""
-    expected = float(
-        np.interp(per_replica_rps, cfg.profile_load_rps, np.maximum.accumulate(cfg.profile_mean_ms))
-    )
+    expected = float(np.interp(per_replica_rps, curve.load_rps, np.maximum.accumulate(curve.mean_ms)))
     if not (observed_ms > 0 and expected > 0):
         return None
     return observed_ms / expected
 
 
-def corrected_capacity(slo_ms: float, correction: float, cfg: DynamoConfig) -> float:
+def corrected_capacity(slo_ms: float, correction: float, curve: ProfileCurve) -> float:
     """find_best_throughput_per_gpu: the highest load on the profiled p99 curve (linear between
     points) that meets slo / correction; none does: the lightest profiled load, as upstream."""
-    loads = np.asarray(cfg.profile_load_rps)
-    p99 = np.maximum.accumulate(cfg.profile_p99_ms)
+    loads = np.asarray(curve.load_rps)
+    p99 = np.maximum.accumulate(curve.p99_ms)
     target = slo_ms / correction
     if target < p99[0]:
         return float(loads[0])
@@ -184,12 +181,13 @@ def decide_dynamo(snap: ModelSnapshot, state: DynamoState, cfg: DynamoConfig) ->
     history = (state.history_rps + (total / count,))[-cfg.window_size :]
     correction = state.correction_ratio
     ready = snap.ready_replicas
-    if cfg.corrects and lat_count and ready > 0:
-        correction = correction_from(lat_sum / lat_count, history[-1] / ready, cfg) or correction
+    curve = cfg.profile
+    if curve is not None and lat_count and ready > 0:
+        correction = correction_from(lat_sum / lat_count, history[-1] / ready, curve) or correction
     new_state = DynamoState(now, 0.0, 0, history, correction_ratio=correction)
     slo = snap.slo_p99_ms
-    if cfg.corrects and slo and slo > 0:
-        cap = corrected_capacity(slo, correction, cfg)
+    if curve is not None and slo and slo > 0:
+        cap = corrected_capacity(slo, correction, curve)
     else:
         cap = cfg.capacity_rps or snap.capacity_rps
     if not (cap and cap > 0):
