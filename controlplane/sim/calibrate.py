@@ -133,6 +133,9 @@ class MeasuredStep:
             )
         if not all(math.isfinite(t) for t in self.sent_s) or list(self.sent_s) != sorted(self.sent_s):
             raise ValueError("a step's send times must be finite and in send order")
+        bad = [x for x in self.latency_ms if x is not None and not (x > 0 and math.isfinite(x))]
+        if bad:
+            raise ValueError(f"a step's latencies must be finite and > 0 ms (None: failed), got {bad[:3]}")
 
     def compared(self) -> np.ndarray:
         """Mask of the requests compared: past the warm-up, and answered."""

@@ -140,6 +140,10 @@ def test_a_measured_step_names_what_is_wrong_with_it():
         MeasuredStep((1.0, 0.5), (5.0, 5.0))
     with pytest.raises(ValueError, match="finite"):
         MeasuredStep((0.0, float("nan")), (5.0, 5.0))
+    with pytest.raises(ValueError, match="latencies must be finite and > 0 ms"):
+        MeasuredStep((0.0, 1.0), (5.0, float("inf")))
+    with pytest.raises(ValueError, match=r"got \[0.0\]"):
+        MeasuredStep((0.0, 1.0), (5.0, 0.0))
     failed = MeasuredStep((0.0, 1.0, 2.0), (5.0, None, 7.0), warmup=1)
     assert failed.measured_ms().tolist() == [7.0]  # the warm-up and the failed request are not compared
     with pytest.raises(ValueError, match="at least 2 steps"):
