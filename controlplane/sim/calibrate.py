@@ -82,8 +82,6 @@ def fit_replica_model(
     pairs = [(r, x) for r, x in zip(rates_rps, latency_ms, strict=True) if r > 0 and x is not None and x > 0]
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 measured (rate, latency) pairs, got {len(pairs)}")
-    if max_batch is not None and max_batch < 1:
-        raise ValueError(f"max_batch={max_batch} must be >= 1 (or None to fit it)")
     rates = np.array([r for r, _ in pairs])
     measured = np.log([x for _, x in pairs])
 
@@ -91,18 +89,21 @@ def fit_replica_model(
         pred = np.log([steady_latency_ms(model, r, step_s, q=q, tick_s=0.1) for r in rates])
         return float(np.sum((pred - measured) ** 2))
 
-    return _grid_fit(error, float(np.exp(measured.min())), BATCH_GRID if max_batch is None else (max_batch,))
+    return _grid_fit(error, float(np.exp(measured.min())), max_batch)
 
 
-def _grid_fit(error, low_ms: float, batches: Sequence[int]) -> ReplicaModel:
+def _grid_fit(error, low_ms: float, max_batch: int | None) -> ReplicaModel:
     """The curve with the least error on a coarse grid (base_ms around the lowest latency
-    measured, per_item_ms / base_ms in [0, 1.2]), then on a finer grid around it."""
+    measured, per_item_ms / base_ms in [0, 1.2], max_batch as given or from BATCH_GRID), then
+    on a finer grid around it."""
+    if max_batch is not None and max_batch < 1:
+        raise ValueError(f"max_batch={max_batch} must be >= 1 (or None to fit it)")
+    batches = BATCH_GRID if max_batch is None else (max_batch,)
 
     def best(bases, ratios, batches) -> ReplicaModel:
         grid = itertools.product(bases, ratios, batches)
         return min((ReplicaModel(float(b), float(b * r), m) for b, r, m in grid), key=error)
 
-    batches = tuple(batches)
     coarse = best(low_ms * np.linspace(0.5, 1.3, 9), np.linspace(0.0, 1.2, 13), batches)
     # Then a finer grid around it: near saturation the latency turns on a few percent of
     # per_item_ms, finer than the coarse grid's steps.
@@ -177,15 +178,13 @@ def fit_replica_to_steps(
     steps = [s for s in steps if s.compared().any()]
     if len(steps) < 2:
         raise ValueError(f"need at least 2 steps with answered requests past their warm-up, got {len(steps)}")
-    if max_batch is not None and max_batch < 1:
-        raise ValueError(f"max_batch={max_batch} must be >= 1 (or None to fit it)")
     measured = np.log([measured_quantile_ms([s], q) for s in steps])
 
     def error(model: ReplicaModel) -> float:
         pred = np.log([np.quantile(x, q) for x in replayed_latency_ms(model, steps)])
         return float(np.sum((pred - measured) ** 2))
 
-    return _grid_fit(error, float(np.exp(measured.min())), BATCH_GRID if max_batch is None else (max_batch,))
+    return _grid_fit(error, float(np.exp(measured.min())), max_batch)
 
 
 def fit_to_points(points: Sequence[LoadPoint], step_s: float = 5.0) -> ReplicaModel:
