@@ -36,11 +36,39 @@ class PeerOutput:
     spread: np.ndarray
 
 
+def _leave_one_out(v: np.ndarray) -> np.ndarray:
+    """Row j holds the other k-1 values (k is small: the replicas of one model)."""
+    k = v.size
+    return np.broadcast_to(v, (k, k))[~np.eye(k, dtype=bool)].reshape(k, k - 1)
+
+
+def _pooled_se(ratios: np.ndarray, trials: np.ndarray) -> np.ndarray:
+    """Binomial standard error of each ratio under the group's pooled rate (0 where the count is
+    unknown). Laplace-smoothed: a group that saw no error still has some noise."""
+    known = np.isfinite(trials) & (trials > 0)
+    if not known.any():
+        return np.zeros(ratios.size)
+    n = np.where(known, trials, 0.0)
+    p = (float(np.sum(ratios[known] * n[known])) + 1.0) / (float(n.sum()) + 2.0)
+    return np.where(known, np.sqrt(p * (1.0 - p) / np.where(known, n, 1.0)), 0.0)
+
+
 def peer_z(
-    values: np.ndarray, groups: np.ndarray, params: PeerParams = PeerParams(), floor: np.ndarray | None = None
+    values: np.ndarray,
+    groups: np.ndarray,
+    params: PeerParams = PeerParams(),
+    floor: np.ndarray | None = None,
+    trials: np.ndarray | None = None,
 ) -> PeerOutput:
     """`values[i]` is replica i's metric, `groups[i]` the model it serves (any hashable labels);
-    `floor[i]`, when given, is series i's smallest spread (in the metric's units)."""
+    `floor[i]`, when given, is series i's smallest spread (in the metric's units); `trials[i]`,
+    when given, the count behind a ratio this tick (requests, cache lookups; NaN: not a ratio).
+
+    Ratios are compared as in a two-proportion z-test: if the replicas shared one rate (their
+    pooled ratio), two readings would differ by chance by hypot of their binomial standard
+    errors, so the spread is at least that. With one or two peers the MAD cannot see it, and a
+    fixed floor cannot follow the traffic: 9 cache hits of 30 against 23 of 30 is a 3.6-sigma
+    draw of two equal caches, 0 of 300 against 150 of 300 is a collapse."""
     x = np.asarray(values, dtype=float)
     g = np.asarray(groups)
     z = np.zeros(x.size)
@@ -52,13 +80,15 @@ def peer_z(
         if k - 1 < params.min_peers:
             continue
         vals = x[idx]
-        # Leave-one-out matrix: row j holds the other k-1 values (k is small: replicas of a model).
-        others = np.broadcast_to(vals, (k, k))[~np.eye(k, dtype=bool)].reshape(k, k - 1)
+        others = _leave_one_out(vals)
         med = np.median(others, axis=1)
         mad = MAD_TO_SIGMA * np.median(np.abs(others - med[:, None]), axis=1)
         s = np.maximum(np.maximum(mad, params.rel_floor_ratio * np.abs(med)), params.abs_floor)
         if floor is not None:
             s = np.maximum(s, floor[idx])
+        if trials is not None:
+            se = _pooled_se(vals, np.asarray(trials, dtype=float)[idx])
+            s = np.maximum(s, np.hypot(se, np.median(_leave_one_out(se), axis=1)))
         z[idx] = (vals - med) / s
         expected[idx] = med
         spread[idx] = s

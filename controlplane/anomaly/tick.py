@@ -103,14 +103,17 @@ def detect_tick(
     now_s: float,
     values: np.ndarray,
     params: EngineParams = EngineParams(),
+    trials: np.ndarray | None = None,
 ) -> tuple[EngineState, list[incidents.Finding], list[incidents.AnomalyEvent]]:
+    """`trials[i]`: the count behind series i's ratio this tick (NaN: not a ratio); the peer
+    comparison then allows for the ratios' binomial noise (peer.peer_z)."""
     x = np.asarray(values, dtype=float)
     rp = params.robust
     if layout.floor is not None:
         rp = replace(rp, min_spread_abs=np.maximum(layout.floor, rp.min_spread_abs))
     rs, r = robust.step(state.robust, x, now_s, rp)
     cs, cp = changepoint.step(state.cusum, r.signed_z, params.cusum, mask=r.spread > 0)
-    pz = peer.peer_z(x, layout.peer_group, params.peer, floor=layout.floor)
+    pz = peer.peer_z(x, layout.peer_group, params.peer, floor=layout.floor, trials=trials)
     blamed = state.peer_blamed if state.peer_blamed is not None else np.zeros(x.size, dtype=bool)
     pair_z, blamed = peer.attribute_pairs(
         pz.z, x, layout.peer_group, np.abs(r.signed_z), blamed, params.combine.peer.lo

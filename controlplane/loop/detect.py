@@ -5,9 +5,10 @@ Which series are watched, which side of each is bad, and the smallest change wor
   cache_hit_ratio                      per (model, replica), low is bad
   memory_bytes, memory_growth_bytes_per_s, gpu_util_ratio   per replica (model "")
 The floors keep sub-noise wiggles (1 ms vs 2 ms, a few MiB of allocator churn) from counting as
-surprises; above them, the detectors in controlplane/anomaly judge against each series' own past
-and against the peer replicas. The layout is rebuilt when replicas come or go; the incident
-state (open incidents, cool-downs) is carried across rebuilds.
+surprises, and the ratios' per-tick sampling noise keeps a 9-of-30 draw from looking like a
+fault to the peer comparison; above them, the detectors in controlplane/anomaly judge against
+each series' own past and against the peer replicas. The layout is rebuilt when replicas come
+or go; the incident state (open incidents, cool-downs) is carried across rebuilds.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class Watch:
 MODEL_METRICS: dict[str, Watch] = {
     "latency_ms": Watch(+1, 3.0),
     "queue_ms": Watch(+1, 3.0),
-    # Ratios over one scrape window of a few dozen requests carry binomial noise (+-0.1 at 30
-    # requests and p=0.5), so their floors sit near it.
+    # Ratios over one scrape window of a few dozen requests carry binomial noise (+-0.09 at 30
+    # requests and p=0.5), so their floors sit near it; the peer comparison also widens by each
+    # tick's own noise (ratio_trials), which a fixed floor cannot follow as traffic changes.
     "error_ratio": Watch(+1, 0.05),
     "cache_hit_ratio": Watch(-1, 0.1),
 }
@@ -97,6 +99,21 @@ def observe(
     return out
 
 
+def ratio_trials(view: LiveView) -> dict[SeriesKey, float]:
+    """The count behind each ratio series this tick (requests for the error ratio, lookups for the
+    cache hit ratio): the peer comparison weighs a ratio's difference by its binomial noise."""
+    out: dict[SeriesKey, float] = {}
+    for (model, replica), w in view.per_replica.items():
+        if not model:
+            continue
+        if w.error_ratio is not None:
+            out[SeriesKey(model, replica, "error_ratio", w.zone)] = w.requests
+        if w.cache_hit_ratio is not None:
+            # a collapsed cache looks nothing up: its 0 was measured over the requests served
+            out[SeriesKey(model, replica, "cache_hit_ratio", w.zone)] = w.cache_lookups or w.requests
+    return out
+
+
 def watch_of(key: SeriesKey) -> Watch:
     return MODEL_METRICS.get(key.metric) or REPLICA_METRICS[key.metric]
 
@@ -114,14 +131,20 @@ class Detector:
     state: EngineState | None = None
     _keys: tuple[SeriesKey, ...] = ()
 
-    def tick(self, now_s: float, observed: dict[SeriesKey, float]) -> list[incidents.AnomalyEvent]:
+    def tick(
+        self, now_s: float, observed: dict[SeriesKey, float], trials: dict[SeriesKey, float] | None = None
+    ) -> list[incidents.AnomalyEvent]:
+        """`trials`: the count behind each ratio series this tick (ratio_trials), where known."""
         keys = tuple(sorted(observed, key=lambda k: (k.model, k.replica, k.metric)))
         if not keys:
             return []
         if keys != self._keys:
             self._rebuild(keys)
         values = np.array([observed[k] for k in keys])
-        self.state, _findings, events = detect_tick(self.state, self.layout, now_s, values, self.params)
+        n = None if not trials else np.array([trials.get(k, math.nan) for k in keys])
+        self.state, _findings, events = detect_tick(
+            self.state, self.layout, now_s, values, self.params, trials=n
+        )
         return events
 
     def _rebuild(self, keys: tuple[SeriesKey, ...]) -> None:

@@ -154,7 +154,17 @@ def run_cases(
     start = time.time()
     time.sleep(clean_s)
     out["clean_events"] = [
-        {"replica": e["replica"], "model": e["model"], "metric": e["metric"], "score": e["score"]}
+        {
+            "replica": e["replica"],
+            "model": e["model"],
+            "metric": e["metric"],
+            "score": e["score"],
+            # why it opened: a failure in CI is only ever read from this report
+            "detector": e["detector"],
+            "observed_value": e["observed_value"],
+            "expected_value": e["expected_value"],
+            "after_start_s": round(ts_s(e) - start, 2),
+        }
         for e in opened(events_since(start), start)
     ]
     results = {}

@@ -147,6 +147,8 @@ class WindowStats:
     cache_hit_ratio: float | None
     queue_len: float | None  # pending requests (Triton) or waiting ones (vLLM) at the window end
     tokens_per_s: float | None
+    # the cache hit ratio's denominator: its binomial noise depends on it (detect.ratio_trials)
+    cache_lookups: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)  # first-response bucket increases (ms)
     e2e_buckets: dict[float, float] = field(default_factory=dict)  # end-to-end bucket increases (ms)
 
@@ -220,6 +222,7 @@ def window_stats(old: TargetSample, new: TargetSample, model: str) -> WindowStat
         cache_hit_ratio=cache_hit_ratio,
         queue_len=queue_len,
         tokens_per_s=None if gen is None else gen / dt,
+        cache_lookups=lookups,
         buckets=buckets,
         e2e_buckets=e2e_buckets,
     )

@@ -117,6 +117,26 @@ def test_peer_with_two_replicas_compares_with_the_other():
     assert out.z[1] > 4 and out.z[0] < -4
 
 
+def test_peer_ratios_are_compared_within_their_binomial_noise():
+    groups, floor = np.array(["m", "m"]), np.array([0.1, 0.1])
+    # 9 cache hits of 30 against 23 of 30: two equal caches drawn 3.6 sigma apart. The floor alone
+    # (0.1) puts it past 4.6, where the peer evidence alone opens an incident (combine: 0.6).
+    draw = np.array([9 / 30, 23 / 30])
+    assert peer.peer_z(draw, groups, floor=floor).z[0] == pytest.approx(-4.67, abs=0.01)
+    p = (9 + 23 + 1) / (60 + 2)  # the pooled rate, Laplace-smoothed
+    se = np.sqrt(p * (1 - p) / 30)
+    z = peer.peer_z(draw, groups, floor=floor, trials=np.array([30.0, 30.0])).z
+    assert z[0] == pytest.approx(-(23 - 9) / 30 / np.hypot(se, se))
+    assert -4.0 < z[0] < -3.0
+    # A collapse over 300 lookups each is far outside that noise: the floor still rules.
+    collapse = np.array([0.0, 0.5])
+    z = peer.peer_z(collapse, groups, floor=floor, trials=np.array([300.0, 300.0])).z
+    assert z[0] == pytest.approx(-5.0)
+    # A series without a count (a latency beside the ratios) is unchanged.
+    z = peer.peer_z(draw, groups, floor=floor, trials=np.array([np.nan, np.nan])).z
+    assert z[0] == pytest.approx(-4.67, abs=0.01)
+
+
 def test_multivariate_flags_an_odd_combination():
     rng = np.random.default_rng(5)
     params = multivariate.MultiParams(window_rows=500, refit_every=20, min_rows=64, n_estimators=30)
