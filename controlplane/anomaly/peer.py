@@ -102,20 +102,27 @@ def attribute_pairs(
     moved: np.ndarray,
     blamed: np.ndarray,
     gap_z: float,
+    direction: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peer z with one-peer groups attributed -> (z, blamed after this tick).
 
+    `moved[i]` is how far series i moved from its own history this tick, signed (robust z).
     Of two replicas whose gap is open (either |z| >= gap_z), the one blamed before stays blamed
     while the gap lasts (its own detector soon takes the new level as normal, and then its
-    peer's noise would look like the bigger move); with nobody blamed yet, the one that moved
-    more from its own history (larger `moved`, e.g. |robust z|) is; a tie (both warming up, or
+    peer's noise would look like the bigger move), unless the other one now makes a surprising
+    move of its own (|moved| >= gap_z, larger, away from its peer and, where `direction[i]` says
+    which side is bad (+1 high, -1 low, 0 both), to the bad side): a replica blamed for
+    spiking to the good side of a one-sided metric would otherwise hide its peer's cache
+    collapse. With nobody blamed yet, the one that moved more is; a tie (both warming up, or
     neither moved) blames nobody and keeps both z. Only the blamed one keeps its peer z. A
     closed gap clears the blame. Groups of three or more have a consensus and are unchanged."""
     out = np.array(z, dtype=float)
     now_blamed = np.zeros(out.size, dtype=bool)
     x = np.asarray(values, dtype=float)
     g = np.asarray(groups)
-    m = np.asarray(moved, dtype=float)
+    signed_moved = np.asarray(moved, dtype=float)
+    m = np.abs(signed_moved)
+    bad_side = np.zeros(m.size) if direction is None else np.asarray(direction, dtype=float)
     finite = np.isfinite(x)
     labels, group_of = np.unique(g, return_inverse=True)
     pairs = np.flatnonzero(np.bincount(group_of[finite], minlength=labels.size) == 2)
@@ -125,7 +132,11 @@ def attribute_pairs(
             continue
         a, b = idx
         if blamed[a] != blamed[b]:
-            culprit = a if blamed[a] else b
+            culprit, other = (a, b) if blamed[a] else (b, a)
+            side = np.sign(signed_moved[other])
+            away = side == np.sign(out[other]) and bad_side[other] in (0.0, side)
+            if m[other] >= gap_z and m[other] > m[culprit] and away:
+                culprit = other
         elif m[a] != m[b]:
             culprit = a if m[a] > m[b] else b
         else:

@@ -116,7 +116,7 @@ def detect_tick(
     pz = peer.peer_z(x, layout.peer_group, params.peer, floor=layout.floor, trials=trials)
     blamed = state.peer_blamed if state.peer_blamed is not None else np.zeros(x.size, dtype=bool)
     pair_z, blamed = peer.attribute_pairs(
-        pz.z, x, layout.peer_group, np.abs(r.signed_z), blamed, params.combine.peer.lo
+        pz.z, x, layout.peer_group, r.signed_z, blamed, params.combine.peer.lo, layout.direction
     )
     pz = replace(pz, z=pair_z)
     if layout.direction is not None:
@@ -124,6 +124,12 @@ def detect_tick(
         r = replace(r, signed_z=signed, z=np.abs(signed))
         pz = replace(pz, z=_one_sided(pz.z, layout.direction))
         cp = replace(cp, change=cp.change & (signed != 0))
+    # A sustained move (the level re-anchored after `shift_run` surprises on one side) that the
+    # peers did not make is a change point of this replica: a low-traffic cache collapse moves
+    # 3-5 spreads per scrape, which neither detector scores high enough on its own, and the
+    # re-anchored level would forget it.
+    apart = r.shifted & (r.signed_z != 0) & (np.abs(pz.z) >= params.combine.peer.lo)
+    cp = replace(cp, change=cp.change | apart)
     ms, mv_series = state.multi, np.zeros(x.size)
     if params.use_multivariate and layout.replicas:
         X = np.full((len(layout.replicas), len(multivariate.FEATURES)), np.nan)

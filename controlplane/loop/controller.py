@@ -35,7 +35,7 @@ from controlplane.api.overrides import (
 )
 from controlplane.config import Settings
 from controlplane.loop import fleet_plan
-from controlplane.loop.detect import Detector, observe, ratio_trials
+from controlplane.loop.detect import Detector, observe
 from controlplane.loop.live import LiveView, LiveWindow, build_view
 from controlplane.loop.metrics import LoopMetrics
 from controlplane.loop.recorder import Recorder, action_row, utc
@@ -391,7 +391,7 @@ class Controller:
         events = []
         if c.detect:
             observed = observe(view, {k: list(v) for k, v in histories.items()}, 6 * self.detect_window_s)
-            events = self.detector.tick(now, observed, ratio_trials(view))
+            events = self.detector.tick(now, observed.values, observed.trials)
             self.recorder.add("anomaly_events", [e.as_row() for e in events])
             self.events_total += len(events)
             self.recent_events.extend(events)

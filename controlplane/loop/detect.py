@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 import numpy as np
 
 from controlplane.anomaly import incidents
 from controlplane.anomaly.tick import EngineParams, EngineState, Layout, SeriesKey, detect_tick, init_state
-from controlplane.loop.live import LiveView, TargetSample
+from controlplane.loop.live import LiveView, TargetSample, WindowStats, window_stats
 
 MIB = float(1 << 20)
 
@@ -37,7 +38,7 @@ MODEL_METRICS: dict[str, Watch] = {
     "queue_ms": Watch(+1, 3.0),
     # Ratios over one scrape window of a few dozen requests carry binomial noise (+-0.09 at 30
     # requests and p=0.5), so their floors sit near it; the peer comparison also widens by each
-    # tick's own noise (ratio_trials), which a fixed floor cannot follow as traffic changes.
+    # tick's own noise (Observation.trials), which a fixed floor cannot follow as traffic changes.
     "error_ratio": Watch(+1, 0.05),
     "cache_hit_ratio": Watch(-1, 0.1),
 }
@@ -68,22 +69,59 @@ def memory_growth_bytes_per_s(history: list[TargetSample], window_s: float) -> f
     return max(0.0, float(np.polyfit(t, v, 1)[0]))
 
 
-def observe(
-    view: LiveView, histories: dict[str, list[TargetSample]], growth_window_s: float
-) -> dict[SeriesKey, float]:
-    """This tick's value per watched series (NaN where the window had no data)."""
+# A ratio over a few requests is mostly noise (0 cache hits of 10 against a peer's 5 of 10 is a
+# 2.5-sigma draw of two equal caches): its window reaches back, a scrape at a time, until it holds
+# this many requests (at most RATIO_MAX_SCRAPES scrapes), so a low-traffic replica's collapse is
+# judged over enough requests a few scrapes later instead of never.
+RATIO_MIN_TRIALS = 30.0
+RATIO_MAX_SCRAPES = 8
+
+
+@dataclass(frozen=True)
+class Observation:
+    values: dict[SeriesKey, float]  # this tick's value per watched series (NaN: no data)
+    # the count behind each ratio series (requests for the error ratio, lookups for the cache hit
+    # ratio): the peer comparison weighs a ratio's difference by its binomial noise
+    trials: dict[SeriesKey, float]
+
+
+def ratio_window(w: WindowStats, history: list[TargetSample]) -> WindowStats:
+    """`w` (the detection window), or the shortest window ending with it that holds
+    RATIO_MIN_TRIALS requests (the longest allowed, if none does)."""
+    if w.requests >= RATIO_MIN_TRIALS or not history or history[-1].ts_s != w.end_s:
+        return w
+    start_s = w.end_s - w.window_s
+    out = w
+    for old in islice(reversed(history), 1, RATIO_MAX_SCRAPES + 1):
+        if old.ts_s > start_s + 1e-6:
+            continue  # inside the detection window already
+        out = window_stats(old, history[-1], w.model)
+        if out.requests >= RATIO_MIN_TRIALS:
+            break
+    return out
+
+
+def observe(view: LiveView, histories: dict[str, list[TargetSample]], growth_window_s: float) -> Observation:
+    """This tick's value per watched series, and the counts behind its ratios."""
     out: dict[SeriesKey, float] = {}
+    trials: dict[SeriesKey, float] = {}
     for (model, replica), w in view.per_replica.items():
         if not model:
             continue
+        r = ratio_window(w, histories.get(replica, []))
         vals = {
             "latency_ms": w.latency_ms,
             "queue_ms": w.queue_ms,
-            "error_ratio": w.error_ratio,
-            "cache_hit_ratio": w.cache_hit_ratio,
+            "error_ratio": r.error_ratio,
+            "cache_hit_ratio": r.cache_hit_ratio,
         }
         for metric, v in vals.items():
             out[SeriesKey(model, replica, metric, w.zone)] = math.nan if v is None else float(v)
+        if r.error_ratio is not None:
+            trials[SeriesKey(model, replica, "error_ratio", w.zone)] = r.requests
+        if r.cache_hit_ratio is not None:
+            # a collapsed cache looks nothing up: its 0 was measured over the requests served
+            trials[SeriesKey(model, replica, "cache_hit_ratio", w.zone)] = r.cache_lookups or r.requests
     for replica, lvl in view.replicas.items():
         if not lvl.up:
             continue
@@ -96,22 +134,7 @@ def observe(
         for metric, v in vals.items():
             if v is not None:
                 out[SeriesKey("", replica, metric, lvl.zone)] = float(v)
-    return out
-
-
-def ratio_trials(view: LiveView) -> dict[SeriesKey, float]:
-    """The count behind each ratio series this tick (requests for the error ratio, lookups for the
-    cache hit ratio): the peer comparison weighs a ratio's difference by its binomial noise."""
-    out: dict[SeriesKey, float] = {}
-    for (model, replica), w in view.per_replica.items():
-        if not model:
-            continue
-        if w.error_ratio is not None:
-            out[SeriesKey(model, replica, "error_ratio", w.zone)] = w.requests
-        if w.cache_hit_ratio is not None:
-            # a collapsed cache looks nothing up: its 0 was measured over the requests served
-            out[SeriesKey(model, replica, "cache_hit_ratio", w.zone)] = w.cache_lookups or w.requests
-    return out
+    return Observation(out, trials)
 
 
 def watch_of(key: SeriesKey) -> Watch:
@@ -134,7 +157,7 @@ class Detector:
     def tick(
         self, now_s: float, observed: dict[SeriesKey, float], trials: dict[SeriesKey, float] | None = None
     ) -> list[incidents.AnomalyEvent]:
-        """`trials`: the count behind each ratio series this tick (ratio_trials), where known."""
+        """`trials`: the count behind each ratio series this tick (Observation.trials), where known."""
         keys = tuple(sorted(observed, key=lambda k: (k.model, k.replica, k.metric)))
         if not keys:
             return []

@@ -147,7 +147,7 @@ class WindowStats:
     cache_hit_ratio: float | None
     queue_len: float | None  # pending requests (Triton) or waiting ones (vLLM) at the window end
     tokens_per_s: float | None
-    # the cache hit ratio's denominator: its binomial noise depends on it (detect.ratio_trials)
+    # the cache hit ratio's denominator: its binomial noise depends on it (detect.observe)
     cache_lookups: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)  # first-response bucket increases (ms)
     e2e_buckets: dict[float, float] = field(default_factory=dict)  # end-to-end bucket increases (ms)

@@ -189,6 +189,10 @@ def test_nab_scores_are_in_unit_interval_and_peak_at_the_anomaly():
         ([10.0, 30.0], ["m", "m"], [9.0, 0.5], [0, 0], [5, 0], [1, 0]),
         # blamed before: stays blamed while the gap is open, though its peer now moved more
         ([10.0, 30.0], ["m", "m"], [0.9, 0.1], [0, 1], [0, 5], [0, 1]),
+        # ...unless the peer now makes a surprising move of its own, away from the blamed one (a
+        # collapse after its peer spiked to the good side); a move back towards it is not one
+        ([10.0, 30.0], ["m", "m"], [4.0, 0.1], [0, 1], [5, 0], [1, 0]),
+        ([10.0, 30.0], ["m", "m"], [-4.0, 0.1], [0, 1], [0, 5], [0, 1]),
         # a tie (both warming up: robust z 0) keeps both and blames nobody
         ([10.0, 30.0], ["m", "m"], [0.0, 0.0], [0, 0], [5, 5], [0, 0]),
         # three replicas have a consensus: unchanged; a replica without a value is not a peer
@@ -204,6 +208,18 @@ def test_one_peer_evidence_goes_to_the_replica_that_moved(values, groups, moved,
         z, np.array(values), np.array(groups), np.array(moved, dtype=float), np.array(blamed, dtype=bool), 2.5
     )
     assert got.tolist() == want and now_blamed.astype(int).tolist() == want_blamed
+
+
+def test_the_blame_moves_only_for_a_move_to_the_bad_side():
+    # Latency (high is bad): replica-1 is blamed for 700 ms against 20; replica-0 reads 4 sigma
+    # low (away from its peer, but faster is not a fault): the blame stays.
+    z, values, groups = np.array([-6.0, 6.0]), np.array([17.0, 700.0]), np.array(["m", "m"])
+    blamed = np.array([False, True])
+    args = (z, values, groups, np.array([-4.0, 0.1]), blamed, 2.5)
+    assert peer.attribute_pairs(*args, direction=np.array([1.0, 1.0]))[1].tolist() == [False, True]
+    # Both sides bad (GPU utilisation) or cache hit ratio (low is bad): it moves.
+    assert peer.attribute_pairs(*args, direction=np.array([0.0, 0.0]))[1].tolist() == [True, False]
+    assert peer.attribute_pairs(*args, direction=np.array([-1.0, -1.0]))[1].tolist() == [True, False]
 
 
 def test_a_closed_gap_clears_the_blame():
