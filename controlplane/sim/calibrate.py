@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,23 +82,27 @@ def fit_replica_model(
     pairs = [(r, x) for r, x in zip(rates_rps, latency_ms, strict=True) if r > 0 and x is not None and x > 0]
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 measured (rate, latency) pairs, got {len(pairs)}")
-    rates = np.array([r for r, _ in pairs])
-    measured = np.log([x for _, x in pairs])
 
-    def error(model: ReplicaModel) -> float:
-        pred = np.log([steady_latency_ms(model, r, step_s, q=q, tick_s=0.1) for r in rates])
-        return float(np.sum((pred - measured) ** 2))
+    def predict_ms(model: ReplicaModel) -> list[float]:
+        return [steady_latency_ms(model, r, step_s, q=q, tick_s=0.1) for r, _ in pairs]
 
-    return _grid_fit(error, float(np.exp(measured.min())), max_batch)
+    return _grid_fit(predict_ms, [x for _, x in pairs], max_batch)
 
 
-def _grid_fit(error, low_ms: float, max_batch: int | None) -> ReplicaModel:
-    """The curve with the least error on a coarse grid (base_ms around the lowest latency
-    measured, per_item_ms / base_ms in [0, 1.2], max_batch as given or from BATCH_GRID), then
-    on a finer grid around it."""
+def _grid_fit(
+    predict_ms: Callable[[ReplicaModel], Sequence[float]], measured_ms: Sequence[float], max_batch: int | None
+) -> ReplicaModel:
+    """The curve whose predictions (one per measurement) best match `measured_ms`, least squares
+    on log latency: on a coarse grid (base_ms around the lowest latency measured, per_item_ms /
+    base_ms in [0, 1.2], max_batch as given or from BATCH_GRID), then on a finer grid around it."""
     if max_batch is not None and max_batch < 1:
         raise ValueError(f"max_batch={max_batch} must be >= 1 (or None to fit it)")
     batches = BATCH_GRID if max_batch is None else (max_batch,)
+    measured = np.log(measured_ms)
+    low_ms = float(np.exp(measured.min()))
+
+    def error(model: ReplicaModel) -> float:
+        return float(np.sum((np.log(predict_ms(model)) - measured) ** 2))
 
     def best(bases, ratios, batches) -> ReplicaModel:
         grid = itertools.product(bases, ratios, batches)
@@ -139,14 +143,15 @@ class MeasuredStep:
             raise ValueError(f"a step's latencies must be finite and > 0 ms (None: failed), got {bad[:3]}")
 
     def compared(self) -> np.ndarray:
-        """Mask of the requests compared: past the warm-up, and answered."""
-        idx = np.arange(len(self.sent_s))
-        return (idx >= self.warmup) & np.array([x is not None for x in self.latency_ms])
+        """Mask of the requests compared: past the warm-up, and answered (a failed one's None
+        reads NaN; answered latencies are finite, checked above)."""
+        return (np.arange(len(self.sent_s)) >= self.warmup) & ~np.isnan(self._latency())
 
     def measured_ms(self) -> np.ndarray:
-        return np.array(
-            [x for x, keep in zip(self.latency_ms, self.compared(), strict=True) if keep], dtype=float
-        )
+        return self._latency()[self.compared()]
+
+    def _latency(self) -> np.ndarray:
+        return np.array(self.latency_ms, dtype=float)
 
 
 def replayed_latency_ms(replica: ReplicaModel, steps: Sequence[MeasuredStep]) -> list[np.ndarray]:
@@ -178,13 +183,11 @@ def fit_replica_to_steps(
     steps = [s for s in steps if s.compared().any()]
     if len(steps) < 2:
         raise ValueError(f"need at least 2 steps with answered requests past their warm-up, got {len(steps)}")
-    measured = np.log([measured_quantile_ms([s], q) for s in steps])
 
-    def error(model: ReplicaModel) -> float:
-        pred = np.log([np.quantile(x, q) for x in replayed_latency_ms(model, steps)])
-        return float(np.sum((pred - measured) ** 2))
+    def predict_ms(model: ReplicaModel) -> list[float]:
+        return [float(np.quantile(x, q)) for x in replayed_latency_ms(model, steps)]
 
-    return _grid_fit(error, float(np.exp(measured.min())), max_batch)
+    return _grid_fit(predict_ms, [measured_quantile_ms([s], q) for s in steps], max_batch)
 
 
 def fit_to_points(points: Sequence[LoadPoint], step_s: float = 5.0) -> ReplicaModel:
